@@ -1,0 +1,146 @@
+//! API keys: the secret's format (`sk-sy-` + 32 random base62 characters + a 6-character
+//! checksum), its SHA-256 hash (the only thing stored) and the key record.
+//!
+//! The checksum lets a scanner recognise a leaked key and lets the gateway reject a mistyped one
+//! without any lookup.
+
+use crate::{AccountId, KeyId, Money, UnixMillis};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Every Switchyard key starts with this, so secret scanners can match it.
+pub const KEY_PREFIX: &str = "sk-sy-";
+/// Random base62 characters: 32 × log2(62) ≈ 190 bits of entropy.
+const RANDOM_LEN: usize = 32;
+/// Base62 characters of the CRC-32 checksum (62⁶ > 2³²).
+const CHECKSUM_LEN: usize = 6;
+/// Characters of the secret kept for display (`sk-sy-` plus four random ones).
+const DISPLAY_LEN: usize = KEY_PREFIX.len() + 4;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A full API key secret. Its `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeySecret(String);
+
+/// The hex SHA-256 of a secret: what the store keeps and lookups use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub String);
+
+impl ApiKeySecret {
+    /// Mints a new random key.
+    pub fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let random: String = (0..RANDOM_LEN)
+            .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
+            .collect();
+        let checksum = checksum(&random);
+        Self(format!("{KEY_PREFIX}{random}{checksum}"))
+    }
+
+    /// Parses a presented key, checking prefix, alphabet, length and checksum. No I/O.
+    pub fn parse(s: &str) -> Option<Self> {
+        let body = s.strip_prefix(KEY_PREFIX)?;
+        if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        let (random, check) = body.split_at(RANDOM_LEN);
+        (checksum(random) == check).then(|| Self(s.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+
+    /// The part shown in listings, e.g. `sk-sy-AbC1`.
+    pub fn display_prefix(&self) -> String {
+        self.0[..DISPLAY_LEN].to_owned()
+    }
+}
+
+impl fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeySecret({}…)", self.display_prefix())
+    }
+}
+
+fn checksum(random: &str) -> String {
+    let mut n = u64::from(crc32fast::hash(random.as_bytes()));
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
+}
+
+/// A stored key: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: KeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub prefix: String,
+    pub hash: KeyHash,
+    pub disabled: bool,
+    /// Spend allowed per calendar month (UTC), if limited.
+    pub monthly_limit: Option<Money>,
+    /// Public model names this key may call; `None` means every model the account may use.
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<UnixMillis>,
+    /// Per-key overrides of the plan's limits.
+    pub rpm_limit: Option<u32>,
+    pub tpm_limit: Option<u32>,
+    pub concurrency_limit: Option<u32>,
+    pub created_at: UnixMillis,
+    pub last_used_at: Option<UnixMillis>,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key may be used at `now` (not disabled, not expired).
+    pub fn is_usable_at(&self, now: UnixMillis) -> bool {
+        !self.disabled && self.expires_at.is_none_or(|exp| now < exp)
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|m| m == model))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_have_the_documented_shape() {
+        let k = ApiKeySecret::generate();
+        let s = k.expose();
+        assert!(s.starts_with("sk-sy-"));
+        assert_eq!(s.len(), 6 + 32 + 6);
+        assert_eq!(ApiKeySecret::parse(s), Some(k.clone()));
+        assert_eq!(k.hash().0.len(), 64);
+        assert_eq!(k.display_prefix().len(), 10);
+        assert!(!format!("{k:?}").contains(&s[10..]));
+    }
+
+    #[test]
+    fn a_single_mistyped_character_is_rejected_by_checksum() {
+        let k = ApiKeySecret::generate();
+        let s = k.expose().to_owned();
+        let mut bytes = s.clone().into_bytes();
+        let i = 10;
+        bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(bytes).unwrap();
+        assert_eq!(ApiKeySecret::parse(&typo), None);
+        assert_eq!(ApiKeySecret::parse(&s[..s.len() - 1]), None);
+        assert_eq!(ApiKeySecret::parse(&format!("sk-xx-{}", &s[6..])), None);
+        assert_eq!(ApiKeySecret::parse(""), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! Pure types and rules of Switchyard: money, keys, accounts, the model catalog, usage and the
+//! error vocabulary. No I/O lives here, so every rule can be tested in isolation.
+
+pub mod account;
+pub mod api_key;
+pub mod catalog;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod time;
+pub mod usage;
+
+pub use account::{Account, AccountStatus, Email, Role};
+pub use api_key::{ApiKeyRecord, ApiKeySecret, KeyHash};
+pub use catalog::{Catalog, Deployment, ModelPrice, ProviderId, PublicModel};
+pub use error::{ApiError, ErrorCode};
+pub use ids::{AccountId, KeyId, UsageId};
+pub use money::Money;
+pub use time::UnixMillis;
+pub use usage::{UsageEvent, UsageStatus};

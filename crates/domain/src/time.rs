@@ -1,0 +1,70 @@
+//! Instants as milliseconds since the Unix epoch: the one representation stored in every
+//! backend, rendered as RFC 3339 only at the edge.
+
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixMillis(pub i64);
+
+impl UnixMillis {
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Self(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
+    pub fn plus_secs(self, secs: i64) -> Self {
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+
+    /// RFC 3339 with millisecond precision, e.g. `2026-05-15T06:23:00.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match ::time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => {
+                let fmt = ::time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                );
+                t.format(&fmt).unwrap_or_default()
+            }
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Parses RFC 3339 (any offset) into milliseconds.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
+            .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Self)
+    }
+
+    /// Whole seconds since the epoch, as OpenAI's `created` fields use.
+    pub fn as_secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_at_millisecond_precision() {
+        let t = UnixMillis(1_747_290_180_123);
+        let s = t.to_rfc3339();
+        assert_eq!(s, "2025-05-15T06:23:00.123Z");
+        assert_eq!(UnixMillis::parse_rfc3339(&s), Some(t));
+        assert_eq!(
+            UnixMillis::parse_rfc3339("2025-05-15T08:23:00.123+02:00"),
+            Some(t)
+        );
+        assert_eq!(UnixMillis::parse_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,57 @@
+//! Usage events: one per `/v1` request, whatever its outcome.
+
+use crate::{AccountId, KeyId, Money, UnixMillis, UsageId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageStatus {
+    /// The upstream answered and the answer reached the client.
+    Ok,
+    /// The request failed (upstream error, timeout, gateway error).
+    Error,
+    /// A stream ended early (client went away or upstream died mid-stream).
+    Partial,
+}
+
+impl UsageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageStatus::Ok => "ok",
+            UsageStatus::Error => "error",
+            UsageStatus::Partial => "partial",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(UsageStatus::Ok),
+            "error" => Some(UsageStatus::Error),
+            "partial" => Some(UsageStatus::Partial),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub id: UsageId,
+    pub account_id: AccountId,
+    pub key_id: KeyId,
+    /// The endpoint, e.g. `chat.completions`.
+    pub endpoint: String,
+    pub public_model: String,
+    pub upstream_model: String,
+    pub provider: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cost: Money,
+    /// Token counts were estimated by the gateway, not reported by the upstream.
+    pub estimated: bool,
+    pub latency_ms: u64,
+    pub status: UsageStatus,
+    pub http_status: u16,
+    pub error_code: Option<String>,
+    pub request_id: String,
+    pub stream: bool,
+    pub created_at: UnixMillis,
+}

@@ -1,0 +1,187 @@
+//! The OpenAI wire format: endpoints, usage, errors and streaming chunks. Requests and
+//! responses pass through as `RawObject`s; only the fields the gateway needs are typed.
+
+mod error;
+mod stream;
+mod usage;
+
+pub use error::{error_body, UpstreamErrorBody};
+pub use stream::{ChunkAction, ChunkRewriter};
+pub use usage::TokenUsage;
+
+use crate::json::RawObject;
+
+/// The OpenAI endpoints the gateway relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// Path below the provider's base URL (which ends in `/v1` or equivalent).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// Name recorded on usage events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat.completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
+    pub fn can_stream(self) -> bool {
+        !matches!(self, Endpoint::Embeddings)
+    }
+
+    /// The field that must be present besides `model`.
+    pub fn required_field(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+}
+
+/// What the gateway reads from a client's request body; the body itself stays raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
+    pub wants_stream_usage: bool,
+    /// `max_completion_tokens` or `max_tokens`.
+    pub max_output_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+impl RequestFacts {
+    /// Checks the fields the endpoint requires and reads the ones the gateway acts on.
+    pub fn read(endpoint: Endpoint, body: &RawObject) -> Result<Self, String> {
+        let model: String = body
+            .get_as("model")?
+            .ok_or_else(|| "missing required field `model`".to_owned())?;
+        if model.is_empty() {
+            return Err("field `model` must not be empty".to_owned());
+        }
+        let required = endpoint.required_field();
+        if body.get_as::<serde::de::IgnoredAny>(required)?.is_none() {
+            return Err(format!("missing required field `{required}`"));
+        }
+        let stream = body.get_as::<bool>("stream")?.unwrap_or(false);
+        if stream && !endpoint.can_stream() {
+            return Err(format!("`stream` is not supported on {}", endpoint.name()));
+        }
+        let wants_stream_usage = body
+            .get_as::<StreamOptions>("stream_options")?
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let max_output_tokens = match body.get_as::<u64>("max_completion_tokens")? {
+            Some(n) => Some(n),
+            None => body.get_as::<u64>("max_tokens")?,
+        };
+        Ok(Self {
+            model,
+            stream,
+            wants_stream_usage,
+            max_output_tokens,
+        })
+    }
+}
+
+/// Prepares a client body for an upstream: the upstream's model name, and for streams the
+/// usage chunk requested so the gateway always learns the token counts.
+pub fn upstream_body(body: &mut RawObject, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
+    body.set("model", upstream_model);
+    if facts.stream && !facts.wants_stream_usage {
+        body.set("stream_options", &serde_json::json!({ "include_usage": true }));
+    }
+    body.to_vec()
+}
+
+/// Rewrites a non-streaming response for the client: `model` shows the public name. Returns
+/// the new body and the usage it reported, or `None` when the body is not a JSON object.
+pub fn client_response(body: &[u8], public_model: &str) -> Option<(Vec<u8>, Option<TokenUsage>)> {
+    let mut obj = RawObject::parse(body).ok()?;
+    let usage = obj.get("usage").and_then(TokenUsage::from_raw);
+    if obj.contains("model") {
+        obj.set("model", public_model);
+    }
+    Some((obj.to_vec(), usage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(s: &str) -> RawObject {
+        RawObject::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn facts_require_model_and_the_endpoint_field() {
+        let e = RequestFacts::read(Endpoint::ChatCompletions, &obj(r#"{"messages":[]}"#));
+        assert_eq!(e.unwrap_err(), "missing required field `model`");
+        let e = RequestFacts::read(Endpoint::ChatCompletions, &obj(r#"{"model":"fast"}"#));
+        assert_eq!(e.unwrap_err(), "missing required field `messages`");
+        let e = RequestFacts::read(Endpoint::Embeddings, &obj(r#"{"model":"e","input":"x","stream":true}"#));
+        assert!(e.unwrap_err().contains("stream"));
+        let f = RequestFacts::read(
+            Endpoint::ChatCompletions,
+            &obj(r#"{"model":"fast","messages":[],"stream":true,"max_tokens":9,"stream_options":{"include_usage":true}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            RequestFacts {
+                model: "fast".into(),
+                stream: true,
+                wants_stream_usage: true,
+                max_output_tokens: Some(9)
+            }
+        );
+    }
+
+    #[test]
+    fn upstream_body_rewrites_model_and_asks_for_usage_only_when_streaming() {
+        let mut b = obj(r#"{"model":"fast","messages":[],"stream":true,"seed":7}"#);
+        let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
+        let out = upstream_body(&mut b, &f, "gemma3");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gemma3","messages":[],"stream":true,"seed":7,"stream_options":{"include_usage":true}}"#
+        );
+        let mut b = obj(r#"{"model":"fast","messages":[]}"#);
+        let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
+        let out = upstream_body(&mut b, &f, "gemma3");
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"model":"gemma3","messages":[]}"#);
+    }
+
+    #[test]
+    fn client_response_shows_public_model_and_reads_usage() {
+        let (out, usage) = client_response(
+            br#"{"id":"x","model":"gemma3","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+            "fast",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":"x","model":"fast","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#
+        );
+        assert_eq!(usage, Some(TokenUsage { input: 5, output: 2, cached: 0 }));
+        assert!(client_response(b"<html>", "fast").is_none());
+    }
+}

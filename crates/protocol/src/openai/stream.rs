@@ -1,0 +1,119 @@
+//! Rewriting OpenAI streaming chunks on their way to the client: the public model name, the
+//! usage chunk kept or stripped as the client asked, and the usage captured on the side.
+
+use super::TokenUsage;
+use crate::json::RawObject;
+use crate::sse::{data_frame, SseFrame};
+use bytes::Bytes;
+
+/// What to do with one upstream frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkAction {
+    /// Send these bytes to the client.
+    Forward(Bytes),
+    /// Send nothing (the usage chunk the client did not ask for).
+    Drop,
+    /// `data: [DONE]`: forward it; the stream is complete.
+    Done(Bytes),
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkRewriter {
+    public_model: String,
+    /// The client did not ask for usage, so the chunk the gateway requested is removed again.
+    strip_usage: bool,
+}
+
+impl ChunkRewriter {
+    pub fn new(public_model: &str, client_wants_usage: bool) -> Self {
+        Self {
+            public_model: public_model.to_owned(),
+            strip_usage: !client_wants_usage,
+        }
+    }
+
+    /// Rewrites one frame; returns the action and any usage the frame carried.
+    pub fn rewrite(&self, frame: &SseFrame) -> (ChunkAction, Option<TokenUsage>) {
+        let Some(data) = frame.data.as_deref() else {
+            return (ChunkAction::Forward(frame.raw.clone()), None);
+        };
+        if data.trim() == "[DONE]" {
+            return (ChunkAction::Done(data_frame(b"[DONE]")), None);
+        }
+        let Ok(mut chunk) = RawObject::parse(data.as_bytes()) else {
+            return (ChunkAction::Forward(frame.raw.clone()), None);
+        };
+        let usage = chunk.get("usage").and_then(TokenUsage::from_raw);
+        if self.strip_usage && chunk.contains("usage") {
+            let no_choices = chunk
+                .get("choices")
+                .is_none_or(|c| c.get().trim() == "[]");
+            if usage.is_some() && no_choices {
+                return (ChunkAction::Drop, usage);
+            }
+            chunk.remove("usage");
+        }
+        if chunk.contains("model") {
+            chunk.set("model", &self.public_model);
+        }
+        (ChunkAction::Forward(data_frame(&chunk.to_vec())), usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseDecoder;
+
+    fn frames(s: &str) -> Vec<SseFrame> {
+        SseDecoder::new().push(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn usage_chunk_is_captured_and_stripped_when_not_requested() {
+        let f = frames(concat!(
+            "data: {\"id\":\"c\",\"model\":\"gemma3\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"model\":\"gemma3\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n",
+            "data: [DONE]\n\n"
+        ));
+        let r = ChunkRewriter::new("fast", false);
+        let (a0, u0) = r.rewrite(&f[0]);
+        assert_eq!(
+            a0,
+            ChunkAction::Forward(Bytes::from_static(
+                b"data: {\"id\":\"c\",\"model\":\"fast\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+            ))
+        );
+        assert_eq!(u0, None);
+        let (a1, u1) = r.rewrite(&f[1]);
+        assert_eq!(a1, ChunkAction::Drop);
+        assert_eq!(u1, Some(TokenUsage { input: 3, output: 1, cached: 0 }));
+        assert!(matches!(r.rewrite(&f[2]).0, ChunkAction::Done(_)));
+    }
+
+    #[test]
+    fn usage_chunk_is_kept_when_the_client_asked() {
+        let f = frames("data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
+        let (a, u) = ChunkRewriter::new("fast", true).rewrite(&f[0]);
+        assert_eq!(
+            a,
+            ChunkAction::Forward(Bytes::from_static(
+                b"data: {\"model\":\"fast\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n"
+            ))
+        );
+        assert_eq!(u.unwrap().input, 3);
+    }
+
+    #[test]
+    fn usage_on_a_content_chunk_is_removed_but_the_content_kept() {
+        let f = frames("data: {\"model\":\"m\",\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
+        let (a, u) = ChunkRewriter::new("fast", false).rewrite(&f[0]);
+        assert_eq!(
+            a,
+            ChunkAction::Forward(Bytes::from_static(
+                b"data: {\"model\":\"fast\",\"choices\":[{\"delta\":{}}]}\n\n"
+            ))
+        );
+        assert!(u.is_some());
+    }
+}

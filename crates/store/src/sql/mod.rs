@@ -1,0 +1,200 @@
+//! The SQL adapter: one implementation of every port, the same SQL text on SQLite and Postgres
+//! (portable types only: TEXT and 64-bit integers; money in nano-dollars, time in epoch ms,
+//! flags as 0/1), plus an embedded, ordered migration runner.
+
+mod accounts;
+mod keys;
+mod sessions;
+mod usage;
+
+use crate::ports::{Result, Store, StoreError};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+impl Backend {
+    /// `sqlite://path` (or `sqlite:path`) and `postgres://…`/`postgresql://…`.
+    pub fn from_url(url: &str) -> std::result::Result<Self, String> {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path.is_empty() {
+                return Err("a sqlite URL needs a file path, e.g. sqlite://data/switchyard.db".into());
+            }
+            Ok(Backend::Sqlite { path: PathBuf::from(path) })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres { url: url.to_owned() })
+        } else {
+            Err("must start with sqlite:// or postgres://".into())
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// Migrations in order: version, name, SQLite text, Postgres text. Applied once each, in a
+/// transaction, recorded in `switchyard_migrations`; never edited once released.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../../migrations/sqlite/0001_core.sql"),
+    include_str!("../../migrations/postgres/0001_core.sql"),
+)];
+
+/// Postgres advisory lock id held while migrating, so nodes starting together take turns.
+const MIGRATION_LOCK_ID: i64 = 0x5359_4d49_4752;
+
+/// SQLite connections: one writer at a time is SQLite's rule; a few readers run beside it in WAL.
+const SQLITE_POOL_SIZE: u32 = 4;
+/// Postgres connections per node.
+const POSTGRES_POOL_SIZE: u32 = 16;
+
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Opens (creating a SQLite file and its folder if needed) and migrates the database.
+pub async fn connect(backend: Backend) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = match &backend {
+        Backend::Sqlite { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+            }
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            AnyPoolOptions::new()
+                .max_connections(SQLITE_POOL_SIZE)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?
+        }
+        Backend::Postgres { url } => {
+            AnyPoolOptions::new()
+                .max_connections(POSTGRES_POOL_SIZE)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?
+        }
+    };
+    let store = SqlStore { pool, backend };
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl SqlStore {
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let postgres = matches!(self.backend, Backend::Postgres { .. });
+        if postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK_ID)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = async {
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS switchyard_migrations (
+                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+            let applied: Vec<i64> = sqlx::query("SELECT version FROM switchyard_migrations")
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0))
+                .collect::<std::result::Result<_, _>>()?;
+            for (version, name, sqlite_sql, pg_sql) in MIGRATIONS {
+                if applied.contains(version) {
+                    continue;
+                }
+                let sql = if postgres { pg_sql } else { sqlite_sql };
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO switchyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(*version)
+                .bind(*name)
+                .bind(domain::UnixMillis::now().0)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(version, name, "applied migration");
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        if postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK_ID)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result.map_err(|e| StoreError::Backend(format!("migrating: {e}")))
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Maps a unique-constraint violation to `Conflict(rule)`, anything else to `Backend`.
+fn conflict_or(e: sqlx::Error, rule: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(rule),
+        _ => StoreError::from(e),
+    }
+}
+
+fn get_opt_u32(row: &AnyRow, col: &str) -> Result<Option<u32>> {
+    Ok(row
+        .try_get::<Option<i64>, _>(col)?
+        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+}
+
+fn get_u64(row: &AnyRow, col: &str) -> Result<u64> {
+    Ok(u64::try_from(row.try_get::<i64, _>(col)?).unwrap_or(0))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

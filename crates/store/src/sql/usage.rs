@@ -1,0 +1,139 @@
+//! Usage log port on SQL: batched inserts in one transaction, paginated reads.
+
+use super::{get_u64, to_i64, SqlStore};
+use crate::ports::{Result, StoreError, UsagePage, UsageStore};
+use async_trait::async_trait;
+use domain::{AccountId, KeyId, Money, UnixMillis, UsageEvent, UsageId, UsageStatus};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_model, provider, \
+    input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
+    http_status, error_code, request_id, stream, created_at";
+const COLUMN_COUNT: usize = 19;
+/// Rows per INSERT statement: 19 binds × 500 stays far below SQLite's 32,766-variable limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
+    let status: String = row.try_get("status")?;
+    Ok(UsageEvent {
+        id: UsageId(row.try_get("id")?),
+        account_id: AccountId(row.try_get("account_id")?),
+        key_id: KeyId(row.try_get("key_id")?),
+        endpoint: row.try_get("endpoint")?,
+        public_model: row.try_get("public_model")?,
+        upstream_model: row.try_get("upstream_model")?,
+        provider: row.try_get("provider")?,
+        input_tokens: get_u64(row, "input_tokens")?,
+        output_tokens: get_u64(row, "output_tokens")?,
+        cached_tokens: get_u64(row, "cached_tokens")?,
+        cost: Money::from_nanos(row.try_get("cost_nanos")?),
+        estimated: row.try_get::<i64, _>("estimated")? != 0,
+        latency_ms: get_u64(row, "latency_ms")?,
+        status: UsageStatus::parse(&status)
+            .ok_or_else(|| StoreError::Backend(format!("bad usage status {status}")))?,
+        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?).unwrap_or(0),
+        error_code: row.try_get("error_code")?,
+        request_id: row.try_get("request_id")?,
+        stream: row.try_get::<i64, _>("stream")? != 0,
+        created_at: UnixMillis(row.try_get("created_at")?),
+    })
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO usage_events ({COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..COLUMN_COUNT {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * COLUMN_COUNT + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[async_trait]
+impl UsageStore for SqlStore {
+    async fn insert_usage(&self, events: &[UsageEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.id.as_str())
+                    .bind(e.account_id.as_str())
+                    .bind(e.key_id.as_str())
+                    .bind(&e.endpoint)
+                    .bind(&e.public_model)
+                    .bind(&e.upstream_model)
+                    .bind(&e.provider)
+                    .bind(to_i64(e.input_tokens))
+                    .bind(to_i64(e.output_tokens))
+                    .bind(to_i64(e.cached_tokens))
+                    .bind(e.cost.nanos())
+                    .bind(i64::from(e.estimated))
+                    .bind(to_i64(e.latency_ms))
+                    .bind(e.status.as_str())
+                    .bind(i64::from(e.http_status))
+                    .bind(e.error_code.as_deref())
+                    .bind(&e.request_id)
+                    .bind(i64::from(e.stream))
+                    .bind(e.created_at.0);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // One update per key in the batch, not per event.
+        let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
+        for e in events {
+            match last_used.iter_mut().find(|(k, _)| *k == &e.key_id) {
+                Some(slot) => slot.1 = slot.1.max(e.created_at.0),
+                None => last_used.push((&e.key_id, e.created_at.0)),
+            }
+        }
+        for (key, at) in last_used {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(at)
+            .bind(key.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_usage(&self, account: &AccountId, limit: u32, offset: u64) -> Result<UsagePage> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM usage_events WHERE account_id = $1
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(i64::from(limit))
+            .bind(to_i64(offset))
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+        let total_row = sqlx::query("SELECT COUNT(*) AS n FROM usage_events WHERE account_id = $1")
+            .bind(account.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(UsagePage {
+            items,
+            total: get_u64(&total_row, "n")?,
+        })
+    }
+}

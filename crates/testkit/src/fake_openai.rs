@@ -1,0 +1,1 @@
+//! Fake OpenAI-compatible upstream (filled in below).
