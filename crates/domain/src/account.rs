@@ -130,7 +130,17 @@ mod tests {
         let e = Email::parse(" Alice@Example.COM ").unwrap();
         assert_eq!(e.as_str(), "Alice@Example.COM");
         assert_eq!(e.normalized(), "alice@example.com");
-        for bad in ["", "alice", "@example.com", "alice@", "alice@localhost", "a b@x.io", "a@b@c.io", "a@-x.io", "a@x..io"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@localhost",
+            "a b@x.io",
+            "a@b@c.io",
+            "a@-x.io",
+            "a@x..io",
+        ] {
             assert!(Email::parse(bad).is_none(), "{bad:?} should be invalid");
         }
     }

@@ -5,8 +5,9 @@
 //! without any lookup.
 
 use crate::{AccountId, KeyId, Money, UnixMillis};
+use hmac::{Hmac, Mac};
 use rand::Rng;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::fmt;
 
 /// Every Switchyard key starts with this, so secret scanners can match it.
@@ -23,7 +24,8 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeySecret(String);
 
-/// The hex SHA-256 of a secret: what the store keeps and lookups use.
+/// The hex HMAC-SHA256 of a secret under the instance secret ("pepper"): what the store keeps
+/// and lookups use. Without the pepper, write access to the database cannot plant a key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyHash(pub String);
 
@@ -41,7 +43,8 @@ impl ApiKeySecret {
     /// Parses a presented key, checking prefix, alphabet, length and checksum. No I/O.
     pub fn parse(s: &str) -> Option<Self> {
         let body = s.strip_prefix(KEY_PREFIX)?;
-        if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric())
+        if body.len() != RANDOM_LEN + CHECKSUM_LEN
+            || !body.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return None;
         }
@@ -53,8 +56,8 @@ impl ApiKeySecret {
         &self.0
     }
 
-    pub fn hash(&self) -> KeyHash {
-        KeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    pub fn hash(&self, pepper: &[u8]) -> KeyHash {
+        KeyHash(peppered_hash(pepper, &self.0))
     }
 
     /// The part shown in listings, e.g. `sk-sy-AbC1`.
@@ -67,6 +70,17 @@ impl fmt::Debug for ApiKeySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ApiKeySecret({}…)", self.display_prefix())
     }
+}
+
+/// HMAC-SHA256 of `value` keyed by `pepper`, as lowercase hex.
+pub fn peppered_hash(pepper: &[u8], value: &str) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(pepper) {
+        Ok(m) => m,
+        // HMAC accepts keys of any length; this arm cannot be reached.
+        Err(_) => return String::new(),
+    };
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn checksum(random: &str) -> String {
@@ -125,7 +139,8 @@ mod tests {
         assert!(s.starts_with("sk-sy-"));
         assert_eq!(s.len(), 6 + 32 + 6);
         assert_eq!(ApiKeySecret::parse(s), Some(k.clone()));
-        assert_eq!(k.hash().0.len(), 64);
+        assert_eq!(k.hash(b"pepper").0.len(), 64);
+        assert_ne!(k.hash(b"pepper"), k.hash(b"other"));
         assert_eq!(k.display_prefix().len(), 10);
         assert!(!format!("{k:?}").contains(&s[10..]));
     }

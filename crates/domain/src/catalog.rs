@@ -123,13 +123,21 @@ mod tests {
         };
         // 1000 × 0.5/M + 500 × 1.5/M = 0.0005 + 0.00075
         assert_eq!(p.cost(1000, 0, 500), m("0.00125"));
-        assert_eq!(p.cost(1000, 400, 500), m("0.00125"), "no cached price: cached billed as input");
+        assert_eq!(
+            p.cost(1000, 400, 500),
+            m("0.00125"),
+            "no cached price: cached billed as input"
+        );
         let c = ModelPrice {
             cached_input: Some(m("0.05")),
             ..p
         };
         // 600 × 0.5/M + 400 × 0.05/M + 500 × 1.5/M
         assert_eq!(c.cost(1000, 400, 500), m("0.00107"));
-        assert_eq!(c.cost(10, 400, 0), m("0.0000005"), "cached never exceeds input");
+        assert_eq!(
+            c.cost(10, 400, 0),
+            m("0.0000005"),
+            "cached never exceeds input"
+        );
     }
 }

@@ -106,6 +106,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub upstream_code: Option<String>,
+    /// Seconds the client should wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -114,6 +116,7 @@ impl ApiError {
             code,
             message: message.into(),
             upstream_code: None,
+            retry_after: None,
         }
     }
 

@@ -154,7 +154,11 @@ impl fmt::Display for Money {
         let whole = abs / nanos_per_usd;
         let frac = format!("{:09}", abs % nanos_per_usd);
         let trimmed = frac.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
+        let shown = if trimmed.len() < 2 {
+            &frac[..2]
+        } else {
+            trimmed
+        };
         write!(f, "{sign}{whole}.{shown}")
     }
 }
@@ -239,13 +243,15 @@ mod tests {
         assert_eq!(Money::per_million_tokens(price, 1), Money::from_nanos(100));
         assert_eq!(
             Money::per_million_tokens(price, 1_000_000),
-            Money::from_usd(0)
-                + m("0.1")
+            Money::from_usd(0) + m("0.1")
         );
         // 0.15/M × 7 tokens = 0.00000105 exactly.
         assert_eq!(Money::per_million_tokens(m("0.15"), 7), m("0.00000105"));
         // Sub-nano results round half-up: 0.0000015/M × 1 token = 1.5e-12 → 0.
         assert_eq!(Money::per_million_tokens(m("0.0000015"), 1), Money::ZERO);
-        assert_eq!(Money::per_million_tokens(m("0.5"), 1), Money::from_nanos(500));
+        assert_eq!(
+            Money::per_million_tokens(m("0.5"), 1),
+            Money::from_nanos(500)
+        );
     }
 }

@@ -1,1 +1,111 @@
-//! placeholder
+//! The use cases, free of HTTP: accounts and sessions, keys and their cache, authentication,
+//! the relay to upstreams, settlement and the usage writer. `http` calls in; `store` and
+//! `upstream` are called out to through their interfaces.
+
+pub mod accounts;
+pub mod auth;
+pub mod billing;
+pub mod keys;
+pub mod models;
+pub mod relay;
+pub mod tasks;
+pub mod usage;
+
+use domain::{ApiError, Catalog, ErrorCode, ProviderId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use upstream::Upstream;
+
+/// Tunables the engine takes from configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Lifetime of the `access_token` returned by login.
+    pub access_token_ttl: Duration,
+    /// Lifetime of the browser session cookie.
+    pub session_ttl: Duration,
+    /// A non-streaming upstream answer larger than this is refused.
+    pub max_response_bytes: usize,
+    /// Usage events written per transaction at most.
+    pub usage_batch_size: usize,
+    /// The instance secret that peppers stored key and session hashes.
+    pub pepper: Vec<u8>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(3600),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_response_bytes: 64 * 1024 * 1024,
+            usage_batch_size: 1000,
+            pepper: Vec::new(),
+        }
+    }
+}
+
+/// Everything a request needs, built once at start-up and shared.
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) catalog: Catalog,
+    pub(crate) upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
+    pub(crate) keys: auth::KeyCache,
+    pub(crate) usage: usage::UsageSink,
+    pub(crate) tasks: tasks::Tasks,
+    pub(crate) settings: EngineSettings,
+}
+
+impl Engine {
+    /// Wires the engine and starts the usage writer.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
+        settings: EngineSettings,
+    ) -> Arc<Self> {
+        let tasks = tasks::Tasks::new();
+        let usage = usage::UsageSink::start(store.clone(), &tasks, settings.usage_batch_size);
+        Arc::new(Self {
+            store,
+            catalog,
+            upstreams,
+            keys: auth::KeyCache::default(),
+            usage,
+            tasks,
+            settings,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.tasks
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        self.store.ping().await.map_err(|e| {
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format!("database not ready: {e}"),
+            )
+        })
+    }
+
+    /// After the HTTP server has stopped: waits for background work, flushes every queued
+    /// usage event, then closes the database.
+    pub async fn shutdown(&self) {
+        self.usage.close();
+        self.tasks.drain().await;
+        self.store.close().await;
+    }
+}
+
+/// Logs a storage failure once, where it becomes a client-visible error.
+pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{context}");
+    ApiError::new(ErrorCode::Internal, "internal error; see the gateway's log")
+}

@@ -142,7 +142,10 @@ mod tests {
     fn rewriting_one_field_keeps_every_other_byte_and_the_order() {
         let body = br#"{"model":"fast","messages":[{"role":"user","content":"hi \u00e9"}],"tools":[{"type":"function"}],"future_field":{"x":1.50}}"#;
         let mut o = RawObject::parse(body).unwrap();
-        assert_eq!(o.get_as::<String>("model").unwrap().as_deref(), Some("fast"));
+        assert_eq!(
+            o.get_as::<String>("model").unwrap().as_deref(),
+            Some("fast")
+        );
         o.set("model", "gemma3:4b");
         assert_eq!(
             String::from_utf8(o.to_vec()).unwrap(),
@@ -152,9 +155,18 @@ mod tests {
 
     #[test]
     fn non_objects_syntax_errors_and_duplicates_are_refused() {
-        assert!(matches!(RawObject::parse(b"[1]"), Err(JsonError::NotObject)));
-        assert!(matches!(RawObject::parse(b"\"x\""), Err(JsonError::NotObject)));
-        assert!(matches!(RawObject::parse(b"{\"a\":"), Err(JsonError::Syntax(_))));
+        assert!(matches!(
+            RawObject::parse(b"[1]"),
+            Err(JsonError::NotObject)
+        ));
+        assert!(matches!(
+            RawObject::parse(b"\"x\""),
+            Err(JsonError::NotObject)
+        ));
+        assert!(matches!(
+            RawObject::parse(b"{\"a\":"),
+            Err(JsonError::Syntax(_))
+        ));
         assert!(matches!(RawObject::parse(b""), Err(JsonError::Syntax(_))));
         assert!(matches!(
             RawObject::parse(br#"{"model":"a","model":"b"}"#),

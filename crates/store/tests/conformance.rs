@@ -1,10 +1,12 @@
 //! The storage conformance suite: every port's contract, run against SQLite and Postgres.
 
 use domain::{
-    Account, AccountId, AccountStatus, ApiKeyRecord, ApiKeySecret, KeyId, Money, Role,
-    UnixMillis, UsageEvent, UsageId, UsageStatus,
+    Account, AccountId, AccountStatus, ApiKeyRecord, ApiKeySecret, KeyId, Money, Role, UnixMillis,
+    UsageEvent, UsageId, UsageStatus,
 };
-use store::{AccountStore, KeyStore, NewAccount, SessionStore, SqlStore, Store, StoreError, UsageStore};
+use store::{
+    AccountStore, KeyStore, NewAccount, SessionStore, SqlStore, Store, StoreError, UsageStore,
+};
 use testkit::db::{Kind, TestDb};
 
 /// Runs `body` on each backend that is available (Postgres is required when CI=true).
@@ -29,7 +31,9 @@ where
     F: FnOnce(SqlStore) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let Some(db) = TestDb::of(kind).await else { return };
+    let Some(db) = TestDb::of(kind).await else {
+        return;
+    };
     let store = store::connect(db.backend.clone()).await.expect("connect");
     body(store).await;
     drop(db);
@@ -58,7 +62,7 @@ fn key(account: &AccountId, created_at: i64) -> (ApiKeySecret, ApiKeyRecord) {
         account_id: account.clone(),
         name: "k".into(),
         prefix: secret.display_prefix(),
-        hash: secret.hash(),
+        hash: secret.hash(b"pepper"),
         disabled: false,
         monthly_limit: Some("12.5".parse().unwrap()),
         allowed_models: Some(vec!["fast".into(), "embed".into()]),
@@ -96,77 +100,148 @@ fn event(account: &AccountId, key: &KeyId, at: i64, cost: i64) -> UsageEvent {
     }
 }
 
-on_every_backend!(accounts_are_unique_by_case_insensitive_email, |s: SqlStore| async move {
-    let a = account("Alice@Example.com");
-    s.create_account(&a).await.unwrap();
-    let dup = account("alice@example.COM");
-    assert!(matches!(s.create_account(&dup).await, Err(StoreError::Conflict("email"))));
-    let (found, hash) = s.account_by_email("alice@example.com").await.unwrap().unwrap();
-    assert_eq!(found, a.account);
-    assert_eq!(hash, "$argon2id$fake");
-    assert_eq!(s.account_by_id(&a.account.id).await.unwrap(), Some(a.account.clone()));
-    assert_eq!(s.count_accounts().await.unwrap(), 1);
-    assert!(s.account_by_email("bob@example.com").await.unwrap().is_none());
-});
+on_every_backend!(
+    accounts_are_unique_by_case_insensitive_email,
+    |s: SqlStore| async move {
+        let a = account("Alice@Example.com");
+        s.create_account(&a).await.unwrap();
+        let dup = account("alice@example.COM");
+        assert!(matches!(
+            s.create_account(&dup).await,
+            Err(StoreError::Conflict("email"))
+        ));
+        let (found, hash) = s
+            .account_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, a.account);
+        assert_eq!(hash, "$argon2id$fake");
+        assert_eq!(
+            s.account_by_id(&a.account.id).await.unwrap(),
+            Some(a.account.clone())
+        );
+        assert_eq!(s.count_accounts().await.unwrap(), 1);
+        assert!(s
+            .account_by_email("bob@example.com")
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
 
-on_every_backend!(sessions_expire_and_can_be_deleted, |s: SqlStore| async move {
-    let a = account("s@example.com");
-    s.create_account(&a).await.unwrap();
-    let id = &a.account.id;
-    s.create_session("h1", id, UnixMillis(1000), UnixMillis(2000)).await.unwrap();
-    assert_eq!(s.session_account("h1", UnixMillis(1500)).await.unwrap().unwrap().id, *id);
-    assert!(s.session_account("h1", UnixMillis(2000)).await.unwrap().is_none());
-    s.create_session("h2", id, UnixMillis(1000), UnixMillis(9000)).await.unwrap();
-    s.delete_session("h2").await.unwrap();
-    assert!(s.session_account("h2", UnixMillis(1500)).await.unwrap().is_none());
-});
+on_every_backend!(
+    sessions_expire_and_can_be_deleted,
+    |s: SqlStore| async move {
+        let a = account("s@example.com");
+        s.create_account(&a).await.unwrap();
+        let id = &a.account.id;
+        s.create_session("h1", id, UnixMillis(1000), UnixMillis(2000))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.session_account("h1", UnixMillis(1500))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            *id
+        );
+        assert!(s
+            .session_account("h1", UnixMillis(2000))
+            .await
+            .unwrap()
+            .is_none());
+        s.create_session("h2", id, UnixMillis(1000), UnixMillis(9000))
+            .await
+            .unwrap();
+        s.delete_session("h2").await.unwrap();
+        assert!(s
+            .session_account("h2", UnixMillis(1500))
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
 
-on_every_backend!(keys_round_trip_and_stay_with_their_account, |s: SqlStore| async move {
-    let a = account("k@example.com");
-    let b = account("other@example.com");
-    s.create_account(&a).await.unwrap();
-    s.create_account(&b).await.unwrap();
-    let (secret, mut k1) = key(&a.account.id, 1000);
-    let (_, k2) = key(&a.account.id, 2000);
-    s.insert_key(&k1).await.unwrap();
-    s.insert_key(&k2).await.unwrap();
-    let listed = s.list_keys(&a.account.id).await.unwrap();
-    assert_eq!(listed, vec![k2.clone(), k1.clone()], "newest first, all fields kept");
-    assert!(s.list_keys(&b.account.id).await.unwrap().is_empty());
-    assert!(s.key_by_id(&b.account.id, &k1.id).await.unwrap().is_none(), "not another's key");
-    let (by_hash, owner) = s.key_by_hash(&secret.hash()).await.unwrap().unwrap();
-    assert_eq!(by_hash, k1);
-    assert_eq!(owner, a.account);
+on_every_backend!(
+    keys_round_trip_and_stay_with_their_account,
+    |s: SqlStore| async move {
+        let a = account("k@example.com");
+        let b = account("other@example.com");
+        s.create_account(&a).await.unwrap();
+        s.create_account(&b).await.unwrap();
+        let (secret, mut k1) = key(&a.account.id, 1000);
+        let (_, k2) = key(&a.account.id, 2000);
+        s.insert_key(&k1).await.unwrap();
+        s.insert_key(&k2).await.unwrap();
+        let listed = s.list_keys(&a.account.id).await.unwrap();
+        assert_eq!(
+            listed,
+            vec![k2.clone(), k1.clone()],
+            "newest first, all fields kept"
+        );
+        assert!(s.list_keys(&b.account.id).await.unwrap().is_empty());
+        assert!(
+            s.key_by_id(&b.account.id, &k1.id).await.unwrap().is_none(),
+            "not another's key"
+        );
+        let (by_hash, owner) = s
+            .key_by_hash(&secret.hash(b"pepper"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_hash, k1);
+        assert_eq!(owner, a.account);
 
-    k1.name = "renamed".into();
-    k1.disabled = true;
-    k1.allowed_models = None;
-    k1.monthly_limit = None;
-    k1.expires_at = Some(UnixMillis(5000));
-    s.update_key(&k1).await.unwrap();
-    assert_eq!(s.key_by_id(&a.account.id, &k1.id).await.unwrap(), Some(k1.clone()));
+        k1.name = "renamed".into();
+        k1.disabled = true;
+        k1.allowed_models = None;
+        k1.monthly_limit = None;
+        k1.expires_at = Some(UnixMillis(5000));
+        s.update_key(&k1).await.unwrap();
+        assert_eq!(
+            s.key_by_id(&a.account.id, &k1.id).await.unwrap(),
+            Some(k1.clone())
+        );
 
-    assert!(!s.delete_key(&b.account.id, &k1.id, UnixMillis(6000)).await.unwrap());
-    assert!(s.delete_key(&a.account.id, &k1.id, UnixMillis(6000)).await.unwrap());
-    assert!(s.key_by_hash(&secret.hash()).await.unwrap().is_none());
-    assert!(s.key_by_id(&a.account.id, &k1.id).await.unwrap().is_none());
-    assert_eq!(s.list_keys(&a.account.id).await.unwrap(), vec![k2]);
-});
+        assert!(!s
+            .delete_key(&b.account.id, &k1.id, UnixMillis(6000))
+            .await
+            .unwrap());
+        assert!(s
+            .delete_key(&a.account.id, &k1.id, UnixMillis(6000))
+            .await
+            .unwrap());
+        assert!(s
+            .key_by_hash(&secret.hash(b"pepper"))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(s.key_by_id(&a.account.id, &k1.id).await.unwrap().is_none());
+        assert_eq!(s.list_keys(&a.account.id).await.unwrap(), vec![k2]);
+    }
+);
 
-on_every_backend!(usage_batches_are_written_and_paginated_newest_first, |s: SqlStore| async move {
-    let a = account("u@example.com");
-    s.create_account(&a).await.unwrap();
-    let (_, k) = key(&a.account.id, 1000);
-    s.insert_key(&k).await.unwrap();
-    let events: Vec<_> = (0..1203).map(|i| event(&a.account.id, &k.id, 10_000 + i, i)).collect();
-    s.insert_usage(&events).await.unwrap();
-    let page = s.list_usage(&a.account.id, 2, 0).await.unwrap();
-    assert_eq!(page.total, 1203);
-    assert_eq!(page.items, vec![events[1202].clone(), events[1201].clone()]);
-    let last = s.list_usage(&a.account.id, 10, 1200).await.unwrap();
-    assert_eq!(last.items.len(), 3);
-    assert_eq!(last.items[2], events[0]);
-    let key_after = s.key_by_id(&a.account.id, &k.id).await.unwrap().unwrap();
-    assert_eq!(key_after.last_used_at, Some(UnixMillis(10_000 + 1202)));
-    s.ping().await.unwrap();
-});
+on_every_backend!(
+    usage_batches_are_written_and_paginated_newest_first,
+    |s: SqlStore| async move {
+        let a = account("u@example.com");
+        s.create_account(&a).await.unwrap();
+        let (_, k) = key(&a.account.id, 1000);
+        s.insert_key(&k).await.unwrap();
+        let events: Vec<_> = (0..1203)
+            .map(|i| event(&a.account.id, &k.id, 10_000 + i, i))
+            .collect();
+        s.insert_usage(&events).await.unwrap();
+        let page = s.list_usage(&a.account.id, 2, 0).await.unwrap();
+        assert_eq!(page.total, 1203);
+        assert_eq!(page.items, vec![events[1202].clone(), events[1201].clone()]);
+        let last = s.list_usage(&a.account.id, 10, 1200).await.unwrap();
+        assert_eq!(last.items.len(), 3);
+        assert_eq!(last.items[2], events[0]);
+        let key_after = s.key_by_id(&a.account.id, &k.id).await.unwrap().unwrap();
+        assert_eq!(key_after.last_used_at, Some(UnixMillis(10_000 + 1202)));
+        s.ping().await.unwrap();
+    }
+);

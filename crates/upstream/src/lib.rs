@@ -1,1 +1,70 @@
-//! placeholder
+//! Calling model servers. `Upstream` is the one interface; each kind (openai, later anthropic
+//! and gemini) lives in its own folder and is registered once in `registry`.
+
+mod openai;
+mod registry;
+
+pub use registry::build;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// How to reach and talk to one configured provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// The provider's configured name, e.g. `ollama`.
+    pub name: String,
+    /// The wire protocol it speaks, e.g. `openai`.
+    pub kind: String,
+    /// Base URL including the API prefix, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// Time allowed until the response headers arrive.
+    pub first_byte_timeout: Duration,
+    /// Longest silence allowed between two chunks of a body.
+    pub idle_timeout: Duration,
+    /// Extra headers sent on every request.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A request to an upstream, already in its wire format.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub endpoint: protocol::openai::Endpoint,
+    pub body: Bytes,
+    pub stream: bool,
+}
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
+
+/// The upstream's answer: status and headers, with the body still streaming.
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// `Retry-After` in seconds, when the upstream sent one.
+    pub retry_after: Option<u64>,
+    pub body: BodyStream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("the body stalled for more than {0:?}")]
+    Idle(Duration),
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+#[async_trait]
+pub trait Upstream: Send + Sync {
+    fn name(&self) -> &str;
+    /// Sends a request and returns once the response headers are in.
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
+}

@@ -73,7 +73,10 @@ mod tests {
             })
         );
         let ollama = br#"{"error":"model 'x' not found"}"#;
-        assert_eq!(UpstreamErrorBody::parse(ollama).unwrap().message, "model 'x' not found");
+        assert_eq!(
+            UpstreamErrorBody::parse(ollama).unwrap().message,
+            "model 'x' not found"
+        );
         let vllm = br#"{"message":"bad","object":"error"}"#;
         assert_eq!(UpstreamErrorBody::parse(vllm).unwrap().message, "bad");
         assert_eq!(UpstreamErrorBody::parse(b"oops"), None);

@@ -6,7 +6,7 @@ mod stream;
 mod usage;
 
 pub use error::{error_body, UpstreamErrorBody};
-pub use stream::{ChunkAction, ChunkRewriter};
+pub use stream::{generated_chars, ChunkAction, ChunkRewriter};
 pub use usage::TokenUsage;
 
 use crate::json::RawObject;
@@ -107,20 +107,38 @@ impl RequestFacts {
 pub fn upstream_body(body: &mut RawObject, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
     body.set("model", upstream_model);
     if facts.stream && !facts.wants_stream_usage {
-        body.set("stream_options", &serde_json::json!({ "include_usage": true }));
+        body.set(
+            "stream_options",
+            &serde_json::json!({ "include_usage": true }),
+        );
     }
     body.to_vec()
 }
 
-/// Rewrites a non-streaming response for the client: `model` shows the public name. Returns
-/// the new body and the usage it reported, or `None` when the body is not a JSON object.
-pub fn client_response(body: &[u8], public_model: &str) -> Option<(Vec<u8>, Option<TokenUsage>)> {
+/// A non-streaming answer rewritten for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientResponse {
+    pub body: Vec<u8>,
+    /// The usage the upstream reported, if any.
+    pub usage: Option<TokenUsage>,
+    /// Characters of generated text, for an estimate when `usage` is missing.
+    pub generated_chars: u64,
+}
+
+/// Rewrites a non-streaming response for the client: `model` shows the public name. `None`
+/// when the body is not a JSON object.
+pub fn client_response(body: &[u8], public_model: &str) -> Option<ClientResponse> {
     let mut obj = RawObject::parse(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
+    let generated_chars = generated_chars(&obj);
     if obj.contains("model") {
         obj.set("model", public_model);
     }
-    Some((obj.to_vec(), usage))
+    Some(ClientResponse {
+        body: obj.to_vec(),
+        usage,
+        generated_chars,
+    })
 }
 
 #[cfg(test)]
@@ -137,7 +155,10 @@ mod tests {
         assert_eq!(e.unwrap_err(), "missing required field `model`");
         let e = RequestFacts::read(Endpoint::ChatCompletions, &obj(r#"{"model":"fast"}"#));
         assert_eq!(e.unwrap_err(), "missing required field `messages`");
-        let e = RequestFacts::read(Endpoint::Embeddings, &obj(r#"{"model":"e","input":"x","stream":true}"#));
+        let e = RequestFacts::read(
+            Endpoint::Embeddings,
+            &obj(r#"{"model":"e","input":"x","stream":true}"#),
+        );
         assert!(e.unwrap_err().contains("stream"));
         let f = RequestFacts::read(
             Endpoint::ChatCompletions,
@@ -167,21 +188,32 @@ mod tests {
         let mut b = obj(r#"{"model":"fast","messages":[]}"#);
         let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
         let out = upstream_body(&mut b, &f, "gemma3");
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"model":"gemma3","messages":[]}"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gemma3","messages":[]}"#
+        );
     }
 
     #[test]
     fn client_response_shows_public_model_and_reads_usage() {
-        let (out, usage) = client_response(
-            br#"{"id":"x","model":"gemma3","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+        let r = client_response(
+            br#"{"id":"x","model":"gemma3","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
             "fast",
         )
         .unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"id":"x","model":"fast","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#
+            String::from_utf8(r.body).unwrap(),
+            r#"{"id":"x","model":"fast","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#
         );
-        assert_eq!(usage, Some(TokenUsage { input: 5, output: 2, cached: 0 }));
+        assert_eq!(
+            r.usage,
+            Some(TokenUsage {
+                input: 5,
+                output: 2,
+                cached: 0
+            })
+        );
+        assert_eq!(r.generated_chars, 3);
         assert!(client_response(b"<html>", "fast").is_none());
     }
 }

@@ -5,6 +5,8 @@ use super::TokenUsage;
 use crate::json::RawObject;
 use crate::sse::{data_frame, SseFrame};
 use bytes::Bytes;
+use serde::Deserialize;
+use std::borrow::Cow;
 
 /// What to do with one upstream frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,32 +34,96 @@ impl ChunkRewriter {
         }
     }
 
-    /// Rewrites one frame; returns the action and any usage the frame carried.
-    pub fn rewrite(&self, frame: &SseFrame) -> (ChunkAction, Option<TokenUsage>) {
+    /// Rewrites one frame; returns the action, any usage the frame carried, and how many
+    /// characters of generated text it held (for estimates when no usage ever arrives).
+    pub fn rewrite(&self, frame: &SseFrame) -> (ChunkAction, Option<TokenUsage>, u64) {
         let Some(data) = frame.data.as_deref() else {
-            return (ChunkAction::Forward(frame.raw.clone()), None);
+            return (ChunkAction::Forward(frame.raw.clone()), None, 0);
         };
         if data.trim() == "[DONE]" {
-            return (ChunkAction::Done(data_frame(b"[DONE]")), None);
+            return (ChunkAction::Done(data_frame(b"[DONE]")), None, 0);
         }
         let Ok(mut chunk) = RawObject::parse(data.as_bytes()) else {
-            return (ChunkAction::Forward(frame.raw.clone()), None);
+            return (ChunkAction::Forward(frame.raw.clone()), None, 0);
         };
+        let chars = generated_chars(&chunk);
         let usage = chunk.get("usage").and_then(TokenUsage::from_raw);
         if self.strip_usage && chunk.contains("usage") {
-            let no_choices = chunk
-                .get("choices")
-                .is_none_or(|c| c.get().trim() == "[]");
+            let no_choices = chunk.get("choices").is_none_or(|c| c.get().trim() == "[]");
             if usage.is_some() && no_choices {
-                return (ChunkAction::Drop, usage);
+                return (ChunkAction::Drop, usage, chars);
             }
             chunk.remove("usage");
         }
         if chunk.contains("model") {
             chunk.set("model", &self.public_model);
         }
-        (ChunkAction::Forward(data_frame(&chunk.to_vec())), usage)
+        (
+            ChunkAction::Forward(data_frame(&chunk.to_vec())),
+            usage,
+            chars,
+        )
     }
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    message: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    function: Option<Function<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// Characters of generated text in a chunk or a whole response: content, reasoning, tool
+/// names and arguments (chat `delta` or `message`), or `text` (completions).
+pub fn generated_chars(chunk: &RawObject) -> u64 {
+    let Ok(Some(choices)) = chunk.get_as::<Vec<Choice<'_>>>("choices") else {
+        return 0;
+    };
+    let len = |s: &Option<Cow<'_, str>>| s.as_ref().map_or(0, |s| s.chars().count() as u64);
+    choices
+        .iter()
+        .map(|c| {
+            let delta = c.delta.as_ref().or(c.message.as_ref()).map_or(0, |d| {
+                len(&d.content)
+                    + len(&d.reasoning_content)
+                    + d.tool_calls.as_ref().map_or(0, |calls| {
+                        calls
+                            .iter()
+                            .filter_map(|t| t.function.as_ref())
+                            .map(|f| len(&f.name) + len(&f.arguments))
+                            .sum()
+                    })
+            });
+            delta + len(&c.text)
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -77,7 +143,8 @@ mod tests {
             "data: [DONE]\n\n"
         ));
         let r = ChunkRewriter::new("fast", false);
-        let (a0, u0) = r.rewrite(&f[0]);
+        let (a0, u0, c0) = r.rewrite(&f[0]);
+        assert_eq!(c0, 2);
         assert_eq!(
             a0,
             ChunkAction::Forward(Bytes::from_static(
@@ -85,16 +152,23 @@ mod tests {
             ))
         );
         assert_eq!(u0, None);
-        let (a1, u1) = r.rewrite(&f[1]);
+        let (a1, u1, _) = r.rewrite(&f[1]);
         assert_eq!(a1, ChunkAction::Drop);
-        assert_eq!(u1, Some(TokenUsage { input: 3, output: 1, cached: 0 }));
+        assert_eq!(
+            u1,
+            Some(TokenUsage {
+                input: 3,
+                output: 1,
+                cached: 0
+            })
+        );
         assert!(matches!(r.rewrite(&f[2]).0, ChunkAction::Done(_)));
     }
 
     #[test]
     fn usage_chunk_is_kept_when_the_client_asked() {
         let f = frames("data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
-        let (a, u) = ChunkRewriter::new("fast", true).rewrite(&f[0]);
+        let (a, u, _) = ChunkRewriter::new("fast", true).rewrite(&f[0]);
         assert_eq!(
             a,
             ChunkAction::Forward(Bytes::from_static(
@@ -107,7 +181,7 @@ mod tests {
     #[test]
     fn usage_on_a_content_chunk_is_removed_but_the_content_kept() {
         let f = frames("data: {\"model\":\"m\",\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
-        let (a, u) = ChunkRewriter::new("fast", false).rewrite(&f[0]);
+        let (a, u, _) = ChunkRewriter::new("fast", false).rewrite(&f[0]);
         assert_eq!(
             a,
             ChunkAction::Forward(Bytes::from_static(

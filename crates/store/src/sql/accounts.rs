@@ -7,7 +7,8 @@ use domain::{Account, AccountId, AccountStatus, Role, UnixMillis};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-pub(super) const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.role, a.status, a.plan, a.created_at";
+pub(super) const ACCOUNT_COLUMNS: &str =
+    "a.id, a.email, a.name, a.role, a.status, a.plan, a.created_at";
 
 pub(super) fn account_from_row(row: &AnyRow) -> Result<Account> {
     account_from_prefixed_row(row, "")

@@ -31,14 +31,21 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
         tpm_limit: get_opt_u32(row, "tpm_limit")?,
         concurrency_limit: get_opt_u32(row, "concurrency_limit")?,
         created_at: UnixMillis(row.try_get("created_at")?),
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(UnixMillis),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(UnixMillis),
     })
 }
 
 /// Model lists are stored as newline-separated names: model names never contain newlines,
 /// and it keeps the store free of a JSON dependency.
 fn split_models(s: &str) -> Option<Vec<String>> {
-    Some(s.split('\n').filter(|m| !m.is_empty()).map(str::to_owned).collect())
+    Some(
+        s.split('\n')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 fn models_text(models: &Option<Vec<String>>) -> Option<String> {

@@ -30,11 +30,17 @@ impl Backend {
         {
             let path = rest.split('?').next().unwrap_or(rest);
             if path.is_empty() {
-                return Err("a sqlite URL needs a file path, e.g. sqlite://data/switchyard.db".into());
+                return Err(
+                    "a sqlite URL needs a file path, e.g. sqlite://data/switchyard.db".into(),
+                );
             }
-            Ok(Backend::Sqlite { path: PathBuf::from(path) })
+            Ok(Backend::Sqlite {
+                path: PathBuf::from(path),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Backend::Postgres { url: url.to_owned() })
+            Ok(Backend::Postgres {
+                url: url.to_owned(),
+            })
         } else {
             Err("must start with sqlite:// or postgres://".into())
         }

@@ -126,7 +126,10 @@ impl UsageStore for SqlStore {
             .bind(to_i64(offset))
             .fetch_all(&self.pool)
             .await?;
-        let items = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
         let total_row = sqlx::query("SELECT COUNT(*) AS n FROM usage_events WHERE account_id = $1")
             .bind(account.as_str())
             .fetch_one(&self.pool)

@@ -1,0 +1,174 @@
+//! Settlement: every authenticated `/v1` request owns one `Meter`, and that meter writes
+//! exactly one usage event, whether the request finishes, fails, or is dropped because the
+//! client went away or the server is stopping.
+
+use crate::auth::Authenticated;
+use crate::usage::UsageSink;
+use domain::catalog::ModelPrice;
+use domain::{ApiError, UnixMillis, UsageEvent, UsageId, UsageStatus};
+use protocol::openai::TokenUsage;
+use std::time::Instant;
+
+/// Rough characters per token, for estimates when an upstream reports no usage.
+const CHARS_PER_TOKEN: u64 = 4;
+
+/// How a request ended, for its usage event.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub status: UsageStatus,
+    pub http_status: u16,
+    pub error_code: Option<String>,
+}
+
+impl Finish {
+    pub fn ok() -> Self {
+        Self {
+            status: UsageStatus::Ok,
+            http_status: 200,
+            error_code: None,
+        }
+    }
+
+    pub fn failed(e: &ApiError) -> Self {
+        Self {
+            status: UsageStatus::Error,
+            http_status: e.code.status(),
+            error_code: Some(e.code_str().to_owned()),
+        }
+    }
+}
+
+pub struct Meter {
+    sink: UsageSink,
+    event: Option<UsageEvent>,
+    started: Instant,
+    price: ModelPrice,
+    /// Usage the upstream reported, if it did.
+    reported: Option<TokenUsage>,
+    /// Request size in characters, for an input estimate.
+    prompt_chars: u64,
+    /// Output characters relayed so far, for an output estimate.
+    output_chars: u64,
+}
+
+impl Meter {
+    pub(crate) fn start(
+        sink: UsageSink,
+        auth: &Authenticated,
+        endpoint: &str,
+        request_id: &str,
+    ) -> Self {
+        let event = UsageEvent {
+            id: UsageId::generate(),
+            account_id: auth.account().id.clone(),
+            key_id: auth.key().id.clone(),
+            endpoint: endpoint.to_owned(),
+            public_model: String::new(),
+            upstream_model: String::new(),
+            provider: String::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_tokens: 0,
+            cost: domain::Money::ZERO,
+            estimated: false,
+            latency_ms: 0,
+            status: UsageStatus::Error,
+            http_status: 0,
+            error_code: None,
+            request_id: request_id.to_owned(),
+            stream: false,
+            created_at: UnixMillis::now(),
+        };
+        Self {
+            sink,
+            event: Some(event),
+            started: Instant::now(),
+            price: ModelPrice::default(),
+            reported: None,
+            prompt_chars: 0,
+            output_chars: 0,
+        }
+    }
+
+    pub(crate) fn set_request(&mut self, public_model: &str, stream: bool) {
+        if let Some(e) = &mut self.event {
+            e.public_model = public_model.to_owned();
+            e.stream = stream;
+        }
+    }
+
+    pub(crate) fn set_deployment(
+        &mut self,
+        provider: &str,
+        upstream_model: &str,
+        price: ModelPrice,
+        prompt_chars: u64,
+    ) {
+        if let Some(e) = &mut self.event {
+            e.provider = provider.to_owned();
+            e.upstream_model = upstream_model.to_owned();
+        }
+        self.price = price;
+        self.prompt_chars = prompt_chars;
+    }
+
+    pub(crate) fn observe_usage(&mut self, usage: TokenUsage) {
+        self.reported = Some(usage);
+    }
+
+    pub(crate) fn observe_output_chars(&mut self, chars: u64) {
+        self.output_chars += chars;
+    }
+
+    pub(crate) fn usage_seen(&self) -> bool {
+        self.reported.is_some()
+    }
+
+    /// Settles the request and queues its usage event.
+    pub(crate) fn finish(mut self, finish: Finish) {
+        self.settle(finish);
+    }
+
+    fn settle(&mut self, finish: Finish) {
+        let Some(mut event) = self.event.take() else {
+            return;
+        };
+        let (usage, estimated) = match (self.reported, finish.status) {
+            (Some(u), _) => (u, false),
+            // Nothing reached the upstream or came back: nothing to bill.
+            (None, UsageStatus::Error) => (TokenUsage::default(), false),
+            (None, _) => (
+                TokenUsage {
+                    input: self.prompt_chars.div_ceil(CHARS_PER_TOKEN),
+                    output: self.output_chars.div_ceil(CHARS_PER_TOKEN),
+                    cached: 0,
+                },
+                true,
+            ),
+        };
+        event.input_tokens = usage.input;
+        event.output_tokens = usage.output;
+        event.cached_tokens = usage.cached;
+        event.cost = self.price.cost(usage.input, usage.cached, usage.output);
+        event.estimated = estimated;
+        event.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        event.status = finish.status;
+        event.http_status = finish.http_status;
+        event.error_code = finish.error_code;
+        self.sink.record(event);
+    }
+}
+
+impl Drop for Meter {
+    /// A meter dropped unsettled means the client went away mid-request (or the server
+    /// stopped): bill what was produced, marked partial.
+    fn drop(&mut self) {
+        if self.event.is_some() {
+            self.settle(Finish {
+                status: UsageStatus::Partial,
+                http_status: 499,
+                error_code: Some("client_disconnected".to_owned()),
+            });
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Usage events: queued without making the client wait, written in batches by one writer, and
+//! flushed completely at shutdown.
+
+use crate::tasks::Tasks;
+use crate::{internal, Engine};
+use domain::{AccountId, ApiError, UsageEvent};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Store, UsagePage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Events buffered between requests and the writer. When full, a request's event waits in a
+/// tracked task rather than being dropped, so this bounds memory in the common case only.
+const QUEUE_CAPACITY: usize = 65_536;
+/// Retry delays for a failed batch write: the events stay in memory and are retried.
+const RETRY_START: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// While shutting down, a failing database is retried this long before events are given up.
+const SHUTDOWN_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// The sending side, cheap to clone into every request.
+#[derive(Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageEvent>,
+    /// Events waiting in overflow tasks for queue space.
+    overflow: Arc<AtomicUsize>,
+    closing: CancellationToken,
+    tasks: Tasks,
+}
+
+impl UsageSink {
+    /// Starts the writer on `tasks`.
+    pub fn start(store: Arc<dyn Store>, tasks: &Tasks, batch_size: usize) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let sink = Self {
+            tx,
+            overflow: Arc::new(AtomicUsize::new(0)),
+            closing: CancellationToken::new(),
+            tasks: tasks.clone(),
+        };
+        let writer = Writer {
+            store,
+            rx,
+            batch_size: batch_size.max(1),
+            overflow: sink.overflow.clone(),
+            closing: sink.closing.clone(),
+        };
+        tasks.spawn(writer.run());
+        sink
+    }
+
+    /// Queues an event; never blocks and never fails the request.
+    pub fn record(&self, event: UsageEvent) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.overflow.fetch_add(1, Ordering::AcqRel);
+                let tx = self.tx.clone();
+                let overflow = self.overflow.clone();
+                self.tasks.spawn(async move {
+                    if let Err(lost) = tx.send(event).await {
+                        tracing::error!(usage_id = %lost.0.id, "usage writer stopped; event lost");
+                    }
+                    overflow.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(event)) => {
+                tracing::error!(usage_id = %event.id, "usage writer stopped; event lost");
+            }
+        }
+    }
+
+    /// Events queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        QUEUE_CAPACITY - self.tx.capacity() + self.overflow.load(Ordering::Acquire)
+    }
+
+    /// Asks the writer to flush everything queued and stop.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    rx: mpsc::Receiver<UsageEvent>,
+    batch_size: usize,
+    overflow: Arc<AtomicUsize>,
+    closing: CancellationToken,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            tokio::select! {
+                n = self.rx.recv_many(&mut batch, self.batch_size) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.write(&mut batch).await;
+                }
+                () = self.closing.cancelled() => break,
+            }
+        }
+        // Shutdown: take what is queued, including events still waiting for queue space.
+        loop {
+            while let Ok(event) = self.rx.try_recv() {
+                batch.push(event);
+                if batch.len() >= self.batch_size {
+                    self.write(&mut batch).await;
+                }
+            }
+            if self.overflow.load(Ordering::Acquire) == 0 && self.rx.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.write(&mut batch).await;
+        self.rx.close();
+    }
+
+    /// Writes and clears `batch`, retrying with backoff until it is stored.
+    async fn write(&self, batch: &mut Vec<UsageEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut delay = RETRY_START;
+        let mut shutdown_started: Option<tokio::time::Instant> = None;
+        loop {
+            match self.store.insert_usage(batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    if self.closing.is_cancelled() {
+                        let started =
+                            *shutdown_started.get_or_insert_with(tokio::time::Instant::now);
+                        if started.elapsed() > SHUTDOWN_RETRY_BUDGET {
+                            tracing::error!(error = %e, lost = batch.len(), "giving up writing usage events at shutdown");
+                            break;
+                        }
+                    }
+                    tracing::warn!(error = %e, events = batch.len(), retry_in = ?delay, "writing usage events failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+impl Engine {
+    /// The account's usage, newest first.
+    pub async fn list_usage(
+        &self,
+        account: &AccountId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<UsagePage, ApiError> {
+        self.store
+            .list_usage(account, limit, offset)
+            .await
+            .map_err(|e| internal("listing usage", e))
+    }
+
+    pub fn usage_queued(&self) -> usize {
+        self.usage.queued()
+    }
+}

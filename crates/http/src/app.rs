@@ -1,0 +1,129 @@
+//! The router and its layers. Every route needs auth (API key on `/v1`, session on `/api`)
+//! except the public ones listed here: health, sign-up and login.
+
+use crate::error::ErrorResponse;
+use crate::routes::{api, health, v1};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use domain::ErrorCode;
+use engine::Engine;
+use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+/// HTTP settings from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 * 1024 * 1024,
+            secure_cookies: false,
+        }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Time-ordered request ids (UUIDv7), so logs sort by arrival.
+#[derive(Clone, Copy)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::now_v7().to_string();
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+pub fn router(engine: Arc<Engine>, settings: HttpSettings) -> Router {
+    let v1 = Router::new()
+        .route("/models", get(v1::models::list))
+        .route("/models/{id}", get(v1::models::get))
+        .route("/chat/completions", post(v1::relay::chat_completions))
+        .route("/completions", post(v1::relay::completions))
+        .route("/embeddings", post(v1::relay::embeddings))
+        .fallback(v1_not_found);
+
+    let api = Router::new()
+        .route("/auth/signup", post(api::auth::signup))
+        .route("/auth/login", post(api::auth::login))
+        .route("/auth/logout", post(api::auth::logout))
+        .route("/auth/me", get(api::auth::me))
+        .route("/keys", post(api::keys::create).get(api::keys::list))
+        .route(
+            "/keys/{id}",
+            get(api::keys::get)
+                .patch(api::keys::update)
+                .delete(api::keys::delete),
+        )
+        .route("/usage", get(api::usage::list))
+        .fallback(not_found);
+
+    let max_body = settings.max_body_bytes;
+    Router::new()
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .nest("/v1", v1)
+        .nest("/api", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+        .layer(
+            // Outermost first.
+            ServiceBuilder::new()
+                // 1. Give every request an id (keep a client's own) …
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeId))
+                // 2. … and echo it on every response.
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                // 3. One span per request: method, path, id; never bodies, keys or queries.
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                // 4. A panic becomes a 500 in the API's error shape, not a dropped connection.
+                .layer(CatchPanicLayer::custom(panic_response))
+                // 5. Settings the handlers read.
+                .layer(Extension(Arc::new(settings)))
+                // 6. Bodies past the limit fail extraction with 413.
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
+}
+
+async fn v1_not_found(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::new(
+        ErrorCode::EndpointNotSupported,
+        format!("{method} {} is not an endpoint of this gateway", uri.path()),
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::new(ErrorCode::NotFound, format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ErrorResponse::new(ErrorCode::Internal, "internal error; see the gateway's log").into_response()
+}

@@ -1,0 +1,162 @@
+//! Extractors: API keys for `/v1`, sessions for `/api`, and bodies, each rejecting in the one
+//! error vocabulary.
+
+use crate::error::ErrorResponse;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap};
+use domain::{Account, ErrorCode};
+use engine::auth::Authenticated;
+use engine::Engine;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The browser session cookie's name.
+pub const SESSION_COOKIE: &str = "switchyard_session";
+
+/// The raw API key a `/v1` request presented, from (in order) `Authorization: Bearer`,
+/// `X-Api-Key`, `x-goog-api-key` or the `key` query parameter.
+pub fn presented_key(parts: &Parts) -> Option<String> {
+    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(auth) = h("authorization") {
+        let token = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "));
+        return Some(token.unwrap_or(auth).trim().to_owned());
+    }
+    if let Some(k) = h("x-api-key").or_else(|| h("x-goog-api-key")) {
+        return Some(k.trim().to_owned());
+    }
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "key")
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// A `/v1` caller with a valid API key.
+pub struct ApiKeyAuth(pub Authenticated);
+
+impl FromRequestParts<Arc<Engine>> for ApiKeyAuth {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        engine: &Arc<Engine>,
+    ) -> Result<Self, Self::Rejection> {
+        let key = presented_key(parts);
+        Ok(Self(engine.authenticate(key.as_deref()).await?))
+    }
+}
+
+/// The session tokens a request carries: `Authorization: Bearer` and/or the cookie.
+pub fn session_tokens(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned());
+    (bearer, cookie)
+}
+
+/// An `/api` caller signed in by access token or session cookie.
+pub struct Session(pub Account);
+
+impl FromRequestParts<Arc<Engine>> for Session {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        engine: &Arc<Engine>,
+    ) -> Result<Self, Self::Rejection> {
+        let (bearer, cookie) = session_tokens(&parts.headers);
+        let token = bearer.or(cookie).unwrap_or_default();
+        Ok(Self(engine.session_account(&token).await?))
+    }
+}
+
+/// Checks that a body is declared as JSON (a missing Content-Type is tolerated).
+fn require_json(headers: &HeaderMap) -> Result<(), ErrorResponse> {
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Ok(()),
+        Some(ct)
+            if ct
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) =>
+        {
+            Ok(())
+        }
+        Some(ct) => Err(ErrorResponse::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("the body must be JSON (Content-Type: application/json), not `{ct}`"),
+        )),
+    }
+}
+
+/// The raw body of a JSON request, size-limited by the router's body limit.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorResponse::new(ErrorCode::BodyTooLarge, "the request body is too large")
+            } else {
+                ErrorResponse::new(
+                    ErrorCode::InvalidBody,
+                    format!("could not read the body: {rejection}"),
+                )
+            }
+        })?;
+        Ok(Self(bytes))
+    }
+}
+
+/// A typed JSON body; errors name the field serde complained about.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
+            ErrorResponse::new(ErrorCode::InvalidBody, format!("invalid JSON body: {e}"))
+        })
+    }
+}
+
+/// Query parameters; a malformed one is a 400 in the usual shape.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                ErrorResponse::new(
+                    ErrorCode::InvalidBody,
+                    format!("invalid query: {}", e.body_text()),
+                )
+            })
+    }
+}

@@ -1,0 +1,4 @@
+//! The OpenAI-compatible API.
+
+pub mod models;
+pub mod relay;

@@ -1,0 +1,79 @@
+//! `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`: the relayed endpoints.
+//! The body goes to the engine as bytes; streams go out as SSE, unbuffered.
+
+use crate::error::ApiResult;
+use crate::extract::{ApiKeyAuth, JsonBytes};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use engine::relay::Relayed;
+use engine::Engine;
+use protocol::openai::Endpoint;
+use std::sync::Arc;
+
+/// Names the deployment that answered.
+pub const PROVIDER_HEADER: &str = "x-switchyard-provider";
+
+async fn relay(
+    engine: Arc<Engine>,
+    auth: ApiKeyAuth,
+    headers: HeaderMap,
+    body: JsonBytes,
+    endpoint: Endpoint,
+) -> ApiResult<Response> {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let relayed = engine.relay(&auth.0, endpoint, &body.0, request_id).await?;
+    let (mut resp, provider) = match relayed {
+        Relayed::Complete { body, provider } => (
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            provider,
+        ),
+        Relayed::Stream { events, provider } => (
+            (
+                [
+                    (header::CONTENT_TYPE, "text/event-stream"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                    (header::HeaderName::from_static("x-accel-buffering"), "no"),
+                ],
+                Body::from_stream(events),
+            )
+                .into_response(),
+            provider,
+        ),
+    };
+    if let Ok(v) = HeaderValue::from_str(&provider) {
+        resp.headers_mut().insert(PROVIDER_HEADER, v);
+    }
+    Ok(resp)
+}
+
+pub async fn chat_completions(
+    State(engine): State<Arc<Engine>>,
+    auth: ApiKeyAuth,
+    headers: HeaderMap,
+    body: JsonBytes,
+) -> ApiResult<Response> {
+    relay(engine, auth, headers, body, Endpoint::ChatCompletions).await
+}
+
+pub async fn completions(
+    State(engine): State<Arc<Engine>>,
+    auth: ApiKeyAuth,
+    headers: HeaderMap,
+    body: JsonBytes,
+) -> ApiResult<Response> {
+    relay(engine, auth, headers, body, Endpoint::Completions).await
+}
+
+pub async fn embeddings(
+    State(engine): State<Arc<Engine>>,
+    auth: ApiKeyAuth,
+    headers: HeaderMap,
+    body: JsonBytes,
+) -> ApiResult<Response> {
+    relay(engine, auth, headers, body, Endpoint::Embeddings).await
+}

@@ -1,0 +1,447 @@
+//! Configuration: `switchyard.toml` (optional) with `SWITCHYARD_*` environment overrides,
+//! deserialized strictly into `FileConfig` and turned by `Config::from_file` into validated
+//! settings. Every error names the key path and the reason.
+
+use crate::defaults;
+use anyhow::{anyhow, bail, Context, Result};
+use domain::catalog::{ModelKind, ModelPrice};
+use domain::{Catalog, Deployment, Money, ProviderId, PublicModel};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use upstream::ProviderSettings;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the embedded database and generated secrets live.
+    pub data_dir: Option<PathBuf>,
+    /// The instance secret; generated into the data dir when absent. Nodes sharing a
+    /// database must share it.
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub database: DatabaseFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+    #[serde(default)]
+    pub bootstrap: BootstrapFile,
+    /// Providers by name; when absent, the default Ollama provider.
+    pub providers: Option<IndexMap<String, ProviderFile>>,
+    /// Public models by name; when absent, the default catalog.
+    pub models: Option<IndexMap<String, ModelFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub secure_cookies: Option<bool>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub access_token_ttl_secs: Option<u64>,
+    pub session_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapFile {
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub kind: String,
+    pub base_url: String,
+    /// Name of the environment variable that holds the provider's API key.
+    pub api_key_env: Option<String>,
+    pub connect_timeout_secs: Option<f64>,
+    pub first_byte_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// Shorthand for a single deployment: provider and upstream model.
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    #[serde(default)]
+    pub deployments: Vec<DeploymentFile>,
+    pub family: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub context_length: Option<u32>,
+    pub dimensions: Option<u32>,
+    pub input_price: Money,
+    pub output_price: Money,
+    pub cached_input_price: Option<Money>,
+    pub owned_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    pub provider: String,
+    pub upstream_model: String,
+    pub priority: Option<u32>,
+    pub weight: Option<u32>,
+    pub input_price: Option<Money>,
+    pub output_price: Option<Money>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Configured instance secret; `None` means use (or generate) the data dir's file.
+    pub secret_key: Option<String>,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub shutdown_grace: Duration,
+    pub http: http_api::HttpSettings,
+    pub engine: engine::EngineSettings,
+    pub admin: Option<(String, String)>,
+    pub providers: Vec<ProviderSettings>,
+    pub catalog: Catalog,
+}
+
+/// Default listen address: loopback, so a fresh install is not exposed by accident.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default upstream timeouts. Local models can take long to load, hence the generous wait
+/// for the first byte.
+const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
+const DEFAULT_FIRST_BYTE_TIMEOUT: f64 = 120.0;
+const DEFAULT_IDLE_TIMEOUT: f64 = 60.0;
+/// How long in-flight requests may take to finish after SIGTERM.
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// Environment variables that are shorthands for a config key.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("SWITCHYARD_LISTEN", "server.listen"),
+    ("SWITCHYARD_DATABASE_URL", "database.url"),
+    ("SWITCHYARD_DATA_DIR", "data_dir"),
+    ("SWITCHYARD_SECRET_KEY", "secret_key"),
+    ("SWITCHYARD_LOG_FORMAT", "log.format"),
+    ("SWITCHYARD_LOG_LEVEL", "log.level"),
+    ("SWITCHYARD_ADMIN_EMAIL", "bootstrap.admin_email"),
+    ("SWITCHYARD_ADMIN_PASSWORD", "bootstrap.admin_password"),
+];
+
+/// Reads the file (if any), applies environment overrides and validates.
+pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
+    let mut root = match path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| anyhow!("{}: {e}", p.display()))?
+        }
+        None => {
+            let default = Path::new("switchyard.toml");
+            if default.exists() {
+                let text = std::fs::read_to_string(default)?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| anyhow!("switchyard.toml: {e}"))?
+            } else {
+                toml::Table::new()
+            }
+        }
+    };
+    apply_env(&mut root, env)?;
+    let file = deserialize(root)?;
+    Config::from_file(file)
+}
+
+/// Deserializes, naming the failing key path in the message.
+fn deserialize(root: toml::Table) -> Result<FileConfig> {
+    serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow!("invalid configuration at `{path}`: {}", e.into_inner())
+    })
+}
+
+/// `SWITCHYARD_A__B=v` sets key `a.b`; the aliases above set their keys. Values parse as
+/// TOML (numbers, booleans) and fall back to strings.
+fn apply_env(root: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
+    for (name, value) in env {
+        let path = if let Some((_, key)) = ENV_ALIASES.iter().find(|(n, _)| n == name) {
+            (*key).to_owned()
+        } else if let Some(rest) = name
+            .strip_prefix("SWITCHYARD_")
+            .filter(|r| r.contains("__"))
+        {
+            rest.split("__")
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+                .join(".")
+        } else {
+            continue;
+        };
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let mut table = &mut *root;
+        let parts: Vec<&str> = path.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            let entry = table
+                .entry((*part).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("{name}: `{part}` is not a table in the configuration"))?;
+        }
+        table.insert(parts[parts.len() - 1].to_owned(), parsed);
+    }
+    Ok(())
+}
+
+fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration> {
+    let v = v.unwrap_or(default);
+    if !(v > 0.0 && v < 1e7) {
+        bail!("{key}: must be a positive number of seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Config {
+    pub fn from_file(f: FileConfig) -> Result<Config> {
+        let data_dir = f.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let listen_text = f.server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            anyhow!("server.listen: `{listen_text}` is not an address like 127.0.0.1:8080")
+        })?;
+        let database_url = f
+            .database
+            .url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchyard.db").display()));
+        store::Backend::from_url(&database_url).map_err(|e| anyhow!("database.url: {e}"))?;
+        let log_format = match f.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log.format: must be \"text\" or \"json\", got \"{other}\""),
+        };
+        let max_body_bytes = f.server.max_body_bytes.unwrap_or(10 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            bail!("server.max_body_bytes: must be at least 1024");
+        }
+        let mut engine = engine::EngineSettings::default();
+        if let Some(t) = f.auth.access_token_ttl_secs {
+            engine.access_token_ttl = Duration::from_secs(t.max(60));
+        }
+        if let Some(t) = f.auth.session_ttl_secs {
+            engine.session_ttl = Duration::from_secs(t.max(60));
+        }
+        let admin = match (f.bootstrap.admin_email, f.bootstrap.admin_password) {
+            (Some(e), Some(p)) => Some((e, p)),
+            (None, None) => None,
+            _ => bail!("bootstrap: admin_email and admin_password must be given together"),
+        };
+        let providers_file = f.providers.unwrap_or_else(defaults::providers);
+        let providers = providers_file
+            .into_iter()
+            .map(|(name, p)| provider_settings(name, p))
+            .collect::<Result<Vec<_>>>()?;
+        let models_file = f.models.unwrap_or_else(defaults::models);
+        let catalog = catalog(models_file, &providers)?;
+        if f.secret_key.as_ref().is_some_and(|k| k.len() < 32) {
+            bail!("secret_key: must be at least 32 characters");
+        }
+        Ok(Config {
+            secret_key: f.secret_key,
+            data_dir,
+            listen,
+            database_url,
+            log_format,
+            log_level: f.log.level.unwrap_or_else(|| "info".to_owned()),
+            shutdown_grace: Duration::from_secs(
+                f.server
+                    .shutdown_grace_secs
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
+            http: http_api::HttpSettings {
+                max_body_bytes,
+                secure_cookies: f.server.secure_cookies.unwrap_or(false),
+            },
+            engine,
+            admin,
+            providers,
+            catalog,
+        })
+    }
+}
+
+fn provider_settings(name: String, p: ProviderFile) -> Result<ProviderSettings> {
+    let key = |k: &str| format!("providers.{name}.{k}");
+    if !matches!(p.kind.as_str(), "openai") {
+        bail!(
+            "{}: unknown kind \"{}\" (known: openai)",
+            key("kind"),
+            p.kind
+        );
+    }
+    if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+        bail!(
+            "{}: must start with http:// or https://, got \"{}\"",
+            key("base_url"),
+            p.base_url
+        );
+    }
+    let api_key = match &p.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            anyhow!(
+                "{}: the environment variable {var} is not set",
+                key("api_key_env")
+            )
+        })?),
+        None => None,
+    };
+    Ok(ProviderSettings {
+        connect_timeout: secs(
+            &key("connect_timeout_secs"),
+            p.connect_timeout_secs,
+            DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        first_byte_timeout: secs(
+            &key("first_byte_timeout_secs"),
+            p.first_byte_timeout_secs,
+            DEFAULT_FIRST_BYTE_TIMEOUT,
+        )?,
+        idle_timeout: secs(
+            &key("idle_timeout_secs"),
+            p.idle_timeout_secs,
+            DEFAULT_IDLE_TIMEOUT,
+        )?,
+        headers: p.headers.into_iter().collect(),
+        name,
+        kind: p.kind,
+        base_url: p.base_url,
+        api_key,
+    })
+}
+
+fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) -> Result<Catalog> {
+    let mut out = Vec::new();
+    for (name, m) in models {
+        let key = |k: &str| format!("models.{name}.{k}");
+        let kind = match m.kind.as_deref().unwrap_or("chat") {
+            "chat" => ModelKind::Chat,
+            "embedding" => ModelKind::Embedding,
+            other => bail!(
+                "{}: must be \"chat\" or \"embedding\", got \"{other}\"",
+                key("type")
+            ),
+        };
+        for (field, price) in [
+            ("input_price", Some(m.input_price)),
+            ("output_price", Some(m.output_price)),
+            ("cached_input_price", m.cached_input_price),
+        ] {
+            if price.is_some_and(Money::is_negative) {
+                bail!("{}: must not be negative", key(field));
+            }
+        }
+        let price = ModelPrice {
+            input: m.input_price,
+            output: m.output_price,
+            cached_input: m.cached_input_price,
+        };
+        let mut deployments = Vec::new();
+        match (m.provider, m.upstream_model) {
+            (Some(provider), Some(upstream_model)) => deployments.push(Deployment {
+                provider: ProviderId(provider),
+                upstream_model,
+                price: None,
+                priority: 0,
+                weight: 1,
+            }),
+            (None, None) => {}
+            _ => bail!(
+                "{}: `provider` and `upstream_model` go together",
+                key("provider")
+            ),
+        }
+        for (i, d) in m.deployments.into_iter().enumerate() {
+            let dprice = match (d.input_price, d.output_price) {
+                (None, None) => None,
+                (i, o) => Some(ModelPrice {
+                    input: i.unwrap_or(price.input),
+                    output: o.unwrap_or(price.output),
+                    cached_input: price.cached_input,
+                }),
+            };
+            deployments.push(Deployment {
+                provider: ProviderId(d.provider),
+                upstream_model: d.upstream_model,
+                price: dprice,
+                priority: d.priority.unwrap_or(u32::try_from(i).unwrap_or(u32::MAX)),
+                weight: d.weight.unwrap_or(1),
+            });
+        }
+        if deployments.is_empty() {
+            bail!(
+                "{}: a model needs `provider` and `upstream_model`, or `deployments`",
+                key("provider")
+            );
+        }
+        for d in &deployments {
+            if !providers.iter().any(|p| p.name == d.provider.0) {
+                bail!(
+                    "{}: names provider \"{}\", which is not configured",
+                    key("provider"),
+                    d.provider.0
+                );
+            }
+        }
+        out.push(PublicModel {
+            family: m.family.unwrap_or_default(),
+            kind,
+            context_length: m.context_length.unwrap_or(8192),
+            dimensions: m.dimensions,
+            price,
+            owned_by: m.owned_by.unwrap_or_else(|| "switchyard".to_owned()),
+            created: defaults::CATALOG_CREATED,
+            deployments,
+            name,
+        });
+    }
+    Catalog::new(out).map_err(|e| anyhow!("models: {e}"))
+}

@@ -1,0 +1,111 @@
+//! What a fresh install serves with no configuration: one Ollama on 127.0.0.1:11434 and six
+//! public models over it.
+
+use crate::config::{ModelFile, ProviderFile};
+use domain::Money;
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+
+/// `created` reported for configured models (2026-01-01T00:00:00Z): catalog entries have no
+/// creation time of their own, and a fixed one keeps `/v1/models` stable across restarts.
+pub const CATALOG_CREATED: i64 = 1_767_225_600;
+
+pub fn providers() -> IndexMap<String, ProviderFile> {
+    let mut p = IndexMap::new();
+    p.insert(
+        "ollama".to_owned(),
+        ProviderFile {
+            kind: "openai".to_owned(),
+            base_url: "http://127.0.0.1:11434/v1".to_owned(),
+            api_key_env: None,
+            connect_timeout_secs: None,
+            first_byte_timeout_secs: None,
+            idle_timeout_secs: None,
+            headers: BTreeMap::new(),
+        },
+    );
+    p
+}
+
+fn usd(s: &str) -> Money {
+    s.parse().unwrap_or(Money::ZERO)
+}
+
+pub fn models() -> IndexMap<String, ModelFile> {
+    // name, upstream model, family, type, context length, dimensions, input, output
+    let rows: [(&str, &str, &str, &str, u32, Option<u32>, &str, &str); 6] = [
+        (
+            "fast", "gemma3", "gemma", "chat", 32_768, None, "0.10", "0.30",
+        ),
+        (
+            "qwen-fast",
+            "qwen3",
+            "qwen",
+            "chat",
+            40_960,
+            None,
+            "0.10",
+            "0.30",
+        ),
+        (
+            "qwen-pro",
+            "qwen3:32b",
+            "qwen",
+            "chat",
+            40_960,
+            None,
+            "0.50",
+            "1.50",
+        ),
+        (
+            "deepseek-code",
+            "qwen3-coder",
+            "qwen",
+            "chat",
+            262_144,
+            None,
+            "0.60",
+            "1.80",
+        ),
+        (
+            "deepseek-reason",
+            "deepseek-r1",
+            "deepseek",
+            "chat",
+            131_072,
+            None,
+            "0.30",
+            "0.90",
+        ),
+        (
+            "embed",
+            "nomic-embed-text",
+            "nomic-bert",
+            "embedding",
+            8_192,
+            Some(768),
+            "0.05",
+            "0.00",
+        ),
+    ];
+    rows.into_iter()
+        .map(|(name, upstream, family, kind, ctx, dims, input, output)| {
+            (
+                name.to_owned(),
+                ModelFile {
+                    provider: Some("ollama".to_owned()),
+                    upstream_model: Some(upstream.to_owned()),
+                    deployments: Vec::new(),
+                    family: Some(family.to_owned()),
+                    kind: Some(kind.to_owned()),
+                    context_length: Some(ctx),
+                    dimensions: dims,
+                    input_price: usd(input),
+                    output_price: usd(output),
+                    cached_input_price: None,
+                    owned_by: None,
+                },
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! Any OpenAI-compatible server: OpenAI, Ollama's `/v1`, vLLM, llama.cpp, DeepSeek, …
+
+use crate::{
+    BodyStream, ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use std::time::Duration;
+
+/// Idle pooled connections are closed after this, shorter than common server keep-alives.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct OpenAiUpstream {
+    name: String,
+    base_url: String,
+    client: reqwest::Client,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl OpenAiUpstream {
+    pub fn new(s: &ProviderSettings) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &s.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| "the API key contains characters not allowed in a header")?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        for (k, v) in &s.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("`{k}` is not a valid header name"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| format!("header `{k}` has an invalid value"))?;
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(s.connect_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Self {
+            name: s.name.clone(),
+            base_url: s.base_url.trim_end_matches('/').to_owned(),
+            client,
+            first_byte_timeout: s.first_byte_timeout,
+            idle_timeout: s.idle_timeout,
+        })
+    }
+}
+
+#[async_trait]
+impl Upstream for OpenAiUpstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let url = format!("{}{}", self.base_url, req.endpoint.path());
+        let accept = if req.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let sent = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, accept)
+            .body(req.body)
+            .send();
+        let resp = match tokio::time::timeout(self.first_byte_timeout, sent).await {
+            Err(_) => return Err(UpstreamError::Timeout(self.first_byte_timeout)),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| v.trim().parse().ok());
+        Ok(UpstreamResponse {
+            status: resp.status().as_u16(),
+            content_type,
+            retry_after,
+            body: idle_limited(resp.bytes_stream(), self.idle_timeout),
+        })
+    }
+}
+
+fn classify(e: &reqwest::Error) -> UpstreamError {
+    if e.is_connect() {
+        UpstreamError::Connect(root_cause(e))
+    } else if e.is_timeout() {
+        UpstreamError::Timeout(Duration::ZERO)
+    } else {
+        UpstreamError::Transport(root_cause(e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Ends the body with `Idle` when no chunk arrives within `idle`.
+fn idle_limited(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    idle: Duration,
+) -> BodyStream {
+    let body = Box::pin(body);
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |state| async move {
+            let mut body = state?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => Some((Err(UpstreamError::Idle(idle)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(UpstreamError::Transport(root_cause(&e))), None)),
+            }
+        },
+    ))
+}
