@@ -15,6 +15,6 @@ pub use api_key::{ApiKeyRecord, ApiKeySecret, KeyHash};
 pub use catalog::{Catalog, Deployment, ModelPrice, ProviderId, PublicModel};
 pub use error::{ApiError, ErrorCode};
 pub use ids::{AccountId, KeyId, UsageId};
-pub use money::Money;
+pub use money::{JsonMoney, Money};
 pub use time::UnixMillis;
 pub use usage::{UsageEvent, UsageStatus};

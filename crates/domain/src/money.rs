@@ -171,8 +171,40 @@ impl Serialize for Money {
 }
 
 impl<'de> Deserialize<'de> for Money {
-    /// Accepts a decimal string or a JSON number, read from its source text so a number is
-    /// never routed through `f64`.
+    /// From any format: a decimal string or an integer. A float is refused, because its
+    /// value may already differ from what was written (use a string: `"0.10"`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Money;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal amount as a string, e.g. \"0.10\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Money, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Money, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Money, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Money, E> {
+                Err(E::custom(format!(
+                    "write the amount {v} as a string (e.g. \"{v}\") so it stays exact"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `Money` in a JSON request body: a decimal string or a JSON number, read from its source
+/// text so a number is never routed through `f64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonMoney(pub Money);
+
+impl<'de> Deserialize<'de> for JsonMoney {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
         let text = raw.get();
@@ -181,7 +213,10 @@ impl<'de> Deserialize<'de> for Money {
         } else {
             text
         };
-        inner.parse().map_err(serde::de::Error::custom)
+        inner
+            .parse()
+            .map(JsonMoney)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -226,15 +261,37 @@ mod tests {
     fn json_accepts_strings_and_numbers_without_floats() {
         #[derive(Deserialize)]
         struct Body {
-            amount: Money,
+            amount: JsonMoney,
         }
         let a: Body = serde_json::from_str(r#"{"amount": 0.1}"#).unwrap();
-        assert_eq!(a.amount.nanos(), 100_000_000);
+        assert_eq!(a.amount.0.nanos(), 100_000_000);
         let b: Body = serde_json::from_str(r#"{"amount": "25.123456789"}"#).unwrap();
-        assert_eq!(b.amount.nanos(), 25_123_456_789);
+        assert_eq!(b.amount.0.nanos(), 25_123_456_789);
+        let c: Body = serde_json::from_str(r#"{"amount": 12345678.123456789}"#).unwrap();
+        assert_eq!(
+            c.amount.0.nanos(),
+            12_345_678_123_456_789,
+            "17 digits, exact"
+        );
         assert!(serde_json::from_str::<Body>(r#"{"amount": 1e2}"#).is_err());
         assert!(serde_json::from_str::<Body>(r#"{"amount": true}"#).is_err());
         assert_eq!(serde_json::to_string(&m("1.5")).unwrap(), r#""1.50""#);
+    }
+
+    #[test]
+    fn other_formats_take_strings_and_integers_but_not_floats() {
+        #[derive(Deserialize)]
+        struct Price {
+            input: Money,
+        }
+        let v: Price = serde_json::from_value(serde_json::json!({ "input": "0.10" })).unwrap();
+        assert_eq!(v.input, m("0.10"));
+        let v: Price = serde_json::from_value(serde_json::json!({ "input": 3 })).unwrap();
+        assert_eq!(v.input, m("3"));
+        let e = serde_json::from_value::<Price>(serde_json::json!({ "input": 0.1 }))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("as a string"), "{e}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum Relayed {
         provider: String,
     },
     Stream {
-        events: RelayStream,
+        events: Box<RelayStream>,
         provider: String,
     },
 }
@@ -79,7 +79,7 @@ impl Engine {
             }
             let rewriter = ChunkRewriter::new(&facts.model, facts.wants_stream_usage);
             return Ok(Relayed::Stream {
-                events: RelayStream::new(response.body, rewriter, meter),
+                events: Box::new(RelayStream::new(response.body, rewriter, meter)),
                 provider,
             });
         }

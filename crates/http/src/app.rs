@@ -3,7 +3,7 @@
 
 use crate::error::ErrorResponse;
 use crate::routes::{api, health, v1};
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,7 +51,9 @@ impl MakeRequestId for MakeId {
     }
 }
 
-pub fn router(engine: Arc<Engine>, settings: HttpSettings) -> Router {
+/// The whole HTTP surface. `extra` routes (the dashboard's pages, later) are served under the
+/// same layers and auth rules as everything else.
+pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Engine>>) -> Router {
     let v1 = Router::new()
         .route("/models", get(v1::models::list))
         .route("/models/{id}", get(v1::models::get))
@@ -81,6 +83,7 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings) -> Router {
         .route("/health/ready", get(health::ready))
         .nest("/v1", v1)
         .nest("/api", api)
+        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
@@ -105,18 +108,18 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings) -> Router {
         )
 }
 
-async fn v1_not_found(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+async fn v1_not_found(method: Method, OriginalUri(uri): OriginalUri) -> ErrorResponse {
     ErrorResponse::new(
         ErrorCode::EndpointNotSupported,
         format!("{method} {} is not an endpoint of this gateway", uri.path()),
     )
 }
 
-async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
+async fn not_found(OriginalUri(uri): OriginalUri) -> ErrorResponse {
     ErrorResponse::new(ErrorCode::NotFound, format!("no route for {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ErrorResponse {
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ErrorResponse {
     ErrorResponse::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),

@@ -1,4 +1,5 @@
 //! The storage conformance suite: every port's contract, run against SQLite and Postgres.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use domain::{
     Account, AccountId, AccountStatus, ApiKeyRecord, ApiKeySecret, KeyId, Money, Role, UnixMillis,

@@ -31,81 +31,97 @@ fn usd(s: &str) -> Money {
     s.parse().unwrap_or(Money::ZERO)
 }
 
+/// One default model: public name, upstream model, family, type, context length,
+/// embedding dimensions, input and output USD per million tokens.
+struct Row(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    Option<u32>,
+    &'static str,
+    &'static str,
+);
+
+const DEFAULT_MODELS: [Row; 6] = [
+    Row(
+        "fast", "gemma3", "gemma", "chat", 32_768, None, "0.10", "0.30",
+    ),
+    Row(
+        "qwen-fast",
+        "qwen3",
+        "qwen",
+        "chat",
+        40_960,
+        None,
+        "0.10",
+        "0.30",
+    ),
+    Row(
+        "qwen-pro",
+        "qwen3:32b",
+        "qwen",
+        "chat",
+        40_960,
+        None,
+        "0.50",
+        "1.50",
+    ),
+    Row(
+        "deepseek-code",
+        "qwen3-coder",
+        "qwen",
+        "chat",
+        262_144,
+        None,
+        "0.60",
+        "1.80",
+    ),
+    Row(
+        "deepseek-reason",
+        "deepseek-r1",
+        "deepseek",
+        "chat",
+        131_072,
+        None,
+        "0.30",
+        "0.90",
+    ),
+    Row(
+        "embed",
+        "nomic-embed-text",
+        "nomic-bert",
+        "embedding",
+        8_192,
+        Some(768),
+        "0.05",
+        "0.00",
+    ),
+];
+
 pub fn models() -> IndexMap<String, ModelFile> {
-    // name, upstream model, family, type, context length, dimensions, input, output
-    let rows: [(&str, &str, &str, &str, u32, Option<u32>, &str, &str); 6] = [
-        (
-            "fast", "gemma3", "gemma", "chat", 32_768, None, "0.10", "0.30",
-        ),
-        (
-            "qwen-fast",
-            "qwen3",
-            "qwen",
-            "chat",
-            40_960,
-            None,
-            "0.10",
-            "0.30",
-        ),
-        (
-            "qwen-pro",
-            "qwen3:32b",
-            "qwen",
-            "chat",
-            40_960,
-            None,
-            "0.50",
-            "1.50",
-        ),
-        (
-            "deepseek-code",
-            "qwen3-coder",
-            "qwen",
-            "chat",
-            262_144,
-            None,
-            "0.60",
-            "1.80",
-        ),
-        (
-            "deepseek-reason",
-            "deepseek-r1",
-            "deepseek",
-            "chat",
-            131_072,
-            None,
-            "0.30",
-            "0.90",
-        ),
-        (
-            "embed",
-            "nomic-embed-text",
-            "nomic-bert",
-            "embedding",
-            8_192,
-            Some(768),
-            "0.05",
-            "0.00",
-        ),
-    ];
-    rows.into_iter()
-        .map(|(name, upstream, family, kind, ctx, dims, input, output)| {
-            (
-                name.to_owned(),
-                ModelFile {
-                    provider: Some("ollama".to_owned()),
-                    upstream_model: Some(upstream.to_owned()),
-                    deployments: Vec::new(),
-                    family: Some(family.to_owned()),
-                    kind: Some(kind.to_owned()),
-                    context_length: Some(ctx),
-                    dimensions: dims,
-                    input_price: usd(input),
-                    output_price: usd(output),
-                    cached_input_price: None,
-                    owned_by: None,
-                },
-            )
-        })
+    DEFAULT_MODELS
+        .into_iter()
+        .map(
+            |Row(name, upstream, family, kind, ctx, dims, input, output)| {
+                (
+                    name.to_owned(),
+                    ModelFile {
+                        provider: Some("ollama".to_owned()),
+                        upstream_model: Some(upstream.to_owned()),
+                        deployments: Vec::new(),
+                        family: Some(family.to_owned()),
+                        kind: Some(kind.to_owned()),
+                        context_length: Some(ctx),
+                        dimensions: dims,
+                        input_price: usd(input),
+                        output_price: usd(output),
+                        cached_input_price: None,
+                        owned_by: None,
+                    },
+                )
+            },
+        )
         .collect()
 }

@@ -71,8 +71,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_with(config, listener, shutdown, axum::Router::new()).await
+}
+
+/// `serve` with extra routes merged under the same layers.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extra: axum::Router<Arc<Engine>>,
+) -> Result<()> {
     let engine = build_engine(&config).await?;
-    let app = http_api::router(engine.clone(), config.http.clone());
+    let app = http_api::router(engine.clone(), config.http.clone(), extra);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %store::Backend::from_url(&config.database_url).map(|b| b.name()).unwrap_or("?"), models = engine.catalog().iter().count(), "switchyard is listening");
 

@@ -1,1 +1,314 @@
-//! Fake OpenAI-compatible upstream (filled in below).
+//! A fake OpenAI-compatible server on 127.0.0.1:0. It answers in OpenAI's exact wire format
+//! (JSON with `usage`; SSE chunks, the usage chunk only when `stream_options.include_usage`
+//! is set, then `data: [DONE]`) and plays scripted failures, one per request, in order.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Prompt and completion tokens the fake reports for every answer.
+pub const PROMPT_TOKENS: u64 = 11;
+pub const COMPLETION_TOKENS: u64 = 7;
+/// The words a normal answer streams, one chunk each.
+pub const WORDS: [&str; 4] = ["Hello", " from", " the", " fake"];
+
+/// What the fake does with one request.
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    /// A normal answer.
+    Reply,
+    /// This status with this JSON body.
+    Status(u16, Value),
+    /// A status with a `Retry-After` header.
+    StatusRetryAfter(u16, u64, Value),
+    /// Never send response headers.
+    Hang,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// Stream `n` content chunks, then drop the connection without `[DONE]`.
+    CutAfter(usize),
+    /// Stream `n` chunks, one every `every`, then finish normally.
+    Slow { chunks: usize, every: Duration },
+    /// A normal answer without any usage (non-stream: no `usage` field; stream: no usage chunk).
+    NoUsage,
+}
+
+/// A request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Bytes,
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Behavior>>,
+    received: Mutex<Vec<Received>>,
+    /// Streams whose body was dropped before it finished (the gateway went away).
+    streams_cancelled: AtomicUsize,
+}
+
+pub struct FakeOpenAi {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeOpenAi {
+    pub async fn start() -> FakeOpenAi {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        #[allow(clippy::disallowed_methods)]
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeOpenAi {
+            addr,
+            shared,
+            _server: server,
+        }
+    }
+
+    /// The base URL a provider config points at.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues behaviours for the next requests; after they run out, `Reply`.
+    pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
+        self.shared.script.lock().unwrap().extend(behaviors);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    pub fn streams_cancelled(&self) -> usize {
+        self.shared.streams_cancelled.load(Ordering::SeqCst)
+    }
+}
+
+fn next(shared: &Shared, path: &str, headers: HeaderMap, raw: Bytes) -> (Behavior, Value) {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    shared.received.lock().unwrap().push(Received {
+        path: path.to_owned(),
+        headers,
+        body: body.clone(),
+        raw,
+    });
+    let behavior = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Behavior::Reply);
+    (behavior, body)
+}
+
+fn usage() -> Value {
+    json!({
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS
+    })
+}
+
+fn chunk(model: &str, text: &str, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{ "index": 0, "delta": { "content": text }, "logprobs": null, "finish_reason": finish }]
+    })
+}
+
+fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+async fn chat(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let (behavior, body) = next(&shared, uri.path(), headers, raw);
+    let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    match behavior {
+        Behavior::Status(code, v) => {
+            (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
+        }
+        Behavior::StatusRetryAfter(code, secs, v) => (
+            StatusCode::from_u16(code).unwrap(),
+            [("retry-after", secs.to_string())],
+            axum::Json(v),
+        )
+            .into_response(),
+        Behavior::Hang => std::future::pending().await,
+        Behavior::Garbage => (StatusCode::OK, "<html>surprise</html>").into_response(),
+        b if stream => stream_answer(shared, model, include_usage, b),
+        b => {
+            let mut answer = json!({
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": model,
+                "choices": [{
+                    "index": 0,
+                    "message": { "role": "assistant", "content": WORDS.concat() },
+                    "logprobs": null,
+                    "finish_reason": "stop"
+                }],
+                "usage": usage(),
+                "system_fingerprint": "fp_fake"
+            });
+            if matches!(b, Behavior::NoUsage) {
+                answer.as_object_mut().unwrap().remove("usage");
+            }
+            axum::Json(answer).into_response()
+        }
+    }
+}
+
+/// Counts a stream as cancelled if it is dropped before its last chunk.
+struct CancelGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.streams_cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn stream_answer(
+    shared: Arc<Shared>,
+    model: String,
+    include_usage: bool,
+    behavior: Behavior,
+) -> Response {
+    let (count, every, cut, with_usage) = match behavior {
+        Behavior::CutAfter(n) => (n, Duration::ZERO, true, include_usage),
+        Behavior::Slow { chunks, every } => (chunks, every, false, include_usage),
+        Behavior::NoUsage => (WORDS.len(), Duration::ZERO, false, false),
+        _ => (WORDS.len(), Duration::ZERO, false, include_usage),
+    };
+    let events = async_stream(move |tx| async move {
+        let mut guard = CancelGuard {
+            shared,
+            finished: false,
+        };
+        let role = json!({
+            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null }]
+        });
+        if tx.send(Ok(sse(&role))).await.is_err() {
+            return;
+        }
+        for i in 0..count {
+            if !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+            let word = WORDS[i % WORDS.len()];
+            if tx.send(Ok(sse(&chunk(&model, word, None)))).await.is_err() {
+                return;
+            }
+        }
+        if cut {
+            guard.finished = true;
+            let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
+            return;
+        }
+        let mut last = chunk(&model, "", Some("stop"));
+        last["choices"][0]["delta"] = json!({});
+        if include_usage {
+            last["usage"] = Value::Null;
+        }
+        let _ = tx.send(Ok(sse(&last))).await;
+        if with_usage {
+            let u = json!({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": model, "choices": [], "usage": usage()
+            });
+            let _ = tx.send(Ok(sse(&u))).await;
+        }
+        let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+        guard.finished = true;
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(events))
+        .unwrap()
+}
+
+type Item = Result<Bytes, std::io::Error>;
+
+/// A stream fed by a producer task through a small channel; dropping the stream stops it.
+fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Item>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Item>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(produce(tx));
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let (behavior, body) = next(&shared, uri.path(), headers, raw);
+    match behavior {
+        Behavior::Status(code, v) => {
+            return (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
+        }
+        Behavior::Hang => std::future::pending().await,
+        _ => {}
+    }
+    let inputs = match &body["input"] {
+        Value::Array(a) => a.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..inputs)
+        .map(
+            |i| json!({ "object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125, 1.0] }),
+        )
+        .collect();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": { "prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS }
+    }))
+    .into_response()
+}

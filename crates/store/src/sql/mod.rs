@@ -10,7 +10,7 @@ mod usage;
 use crate::ports::{Result, Store, StoreError};
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,47 +120,15 @@ impl SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
         let postgres = matches!(self.backend, Backend::Postgres { .. });
+        let mut conn = self.pool.acquire().await?;
         if postgres {
             sqlx::query("SELECT pg_advisory_lock($1)")
                 .bind(MIGRATION_LOCK_ID)
                 .execute(&mut *conn)
                 .await?;
         }
-        let result = async {
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS switchyard_migrations (
-                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
-            let applied: Vec<i64> = sqlx::query("SELECT version FROM switchyard_migrations")
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<i64, _>(0))
-                .collect::<std::result::Result<_, _>>()?;
-            for (version, name, sqlite_sql, pg_sql) in MIGRATIONS {
-                if applied.contains(version) {
-                    continue;
-                }
-                let sql = if postgres { pg_sql } else { sqlite_sql };
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query(
-                    "INSERT INTO switchyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                )
-                .bind(*version)
-                .bind(*name)
-                .bind(domain::UnixMillis::now().0)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                tracing::info!(version, name, "applied migration");
-            }
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
+        let result = apply_migrations(&mut conn, postgres).await;
         if postgres {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(MIGRATION_LOCK_ID)
@@ -169,6 +137,48 @@ impl SqlStore {
         }
         result.map_err(|e| StoreError::Backend(format!("migrating: {e}")))
     }
+}
+
+/// Applies, in order, each migration not yet recorded.
+async fn apply_migrations(
+    conn: &mut AnyConnection,
+    postgres: bool,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS switchyard_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query("SELECT version FROM switchyard_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut applied = Vec::with_capacity(rows.len());
+    for r in &rows {
+        applied.push(r.try_get::<i64, _>(0)?);
+    }
+    for (version, name, sqlite_sql, pg_sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let sql = if postgres { *pg_sql } else { *sqlite_sql };
+        let mut tx = conn.begin().await?;
+        // Statements run one by one: migration files hold no `;` inside literals.
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO switchyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(domain::UnixMillis::now().0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -203,4 +213,15 @@ fn get_u64(row: &AnyRow, col: &str) -> Result<u64> {
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Compile-time check: `connect` stays `Send`, so the server can start on any runtime thread
+/// (sqlx executors in generic positions easily lose it).
+#[allow(dead_code)]
+fn connect_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let future = connect(Backend::Sqlite {
+        path: PathBuf::new(),
+    });
+    is_send(&future);
 }

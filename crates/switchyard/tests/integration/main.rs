@@ -1,1 +1,17 @@
+//! The integration tests: the real server on 127.0.0.1:0, driven over HTTP, against fake
+//! upstreams on loopback, each test with its own database. The tree mirrors the routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+mod api_auth;
+mod api_keys;
+mod api_usage;
+mod binary;
+mod errors;
+mod health;
+mod postgres;
+mod sdk_openai;
+mod v1_models;
+mod v1_relay;
+mod v1_stream;

@@ -7,7 +7,7 @@ use crate::routes::rfc3339;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use domain::{ApiKeyRecord, ErrorCode, KeyId, Money, UnixMillis};
+use domain::{ApiKeyRecord, ErrorCode, JsonMoney, KeyId, UnixMillis};
 use engine::keys::{KeyChange, NewKey};
 use engine::Engine;
 use serde::{Deserialize, Deserializer};
@@ -54,7 +54,7 @@ fn parse_time(s: Option<String>) -> Result<Option<UnixMillis>, ErrorResponse> {
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
-    monthly_limit_usd: Option<Money>,
+    monthly_limit_usd: Option<JsonMoney>,
     allowed_models: Option<Vec<String>>,
     expires_at: Option<String>,
 }
@@ -66,7 +66,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let req = NewKey {
         name: body.name,
-        monthly_limit: body.monthly_limit_usd,
+        monthly_limit: body.monthly_limit_usd.map(|m| m.0),
         allowed_models: body.allowed_models,
         expires_at: parse_time(body.expires_at)?,
     };
@@ -100,7 +100,7 @@ pub struct PatchBody {
     name: Option<String>,
     disabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
-    monthly_limit_usd: Option<Option<Money>>,
+    monthly_limit_usd: Option<Option<JsonMoney>>,
     #[serde(default, deserialize_with = "nullable")]
     allowed_models: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -116,7 +116,7 @@ pub async fn update(
     let change = KeyChange {
         name: body.name,
         disabled: body.disabled,
-        monthly_limit: body.monthly_limit_usd,
+        monthly_limit: body.monthly_limit_usd.map(|m| m.map(|m| m.0)),
         allowed_models: body.allowed_models,
         expires_at: body.expires_at.map(parse_time).transpose()?,
     };

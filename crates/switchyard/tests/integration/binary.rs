@@ -1,0 +1,402 @@
+//! The `switchyard` program as an operator runs it: no config, a config file, SIGTERM, and
+//! the admin command.
+
+use crate::support::{config_toml, PASSWORD};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{AccountStore, Store, UsageStore};
+use testkit::fake_openai::{Behavior, FakeOpenAi};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+struct Gateway {
+    child: Child,
+    base: String,
+    logs: Arc<Mutex<String>>,
+}
+
+/// Starts `switchyard serve` in `dir` on a free port and waits until it listens.
+async fn spawn_gateway(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(["--log-json"])
+        .args(args)
+        .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let sink = logs.clone();
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["message"] == "switchyard is listening" {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .unwrap_or_else(|_| panic!("gateway did not start; logs:\n{}", logs.lock().unwrap()))
+        .unwrap_or_else(|_| panic!("gateway exited; logs:\n{}", logs.lock().unwrap()));
+    Gateway {
+        child,
+        base: format!("http://{addr}"),
+        logs,
+    }
+}
+
+async fn sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/api/auth/signup", gw.base))
+        .json(&json!({ "email": "new@example.com", "password": PASSWORD, "name": "New" }))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key: Value = client
+        .post(format!("{}/api/keys", gw.base))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "first" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let models: Value = client
+        .get(format!("{}/v1/models", gw.base))
+        .bearer_auth(key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            "fast",
+            "qwen-fast",
+            "qwen-pro",
+            "deepseek-code",
+            "deepseek-reason",
+            "embed"
+        ]
+    );
+    let prices: Vec<(&str, &str)> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["pricing"]["input"].as_str().unwrap(),
+                m["pricing"]["output"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        prices,
+        vec![
+            ("0.10", "0.30"),
+            ("0.10", "0.30"),
+            ("0.50", "1.50"),
+            ("0.60", "1.80"),
+            ("0.30", "0.90"),
+            ("0.05", "0.00")
+        ]
+    );
+    assert_eq!(models["data"][5]["dimensions"], 768);
+
+    let data = dir.path().join("data");
+    assert!(data.join("switchyard.db").exists());
+    let secret = data.join("secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let first_secret = std::fs::read_to_string(&secret).unwrap();
+    sigterm(&gw.child).await;
+    assert!(gw.child.wait().await.unwrap().success());
+
+    // A restart keeps the secret, so existing keys and sessions keep working.
+    let gw2 = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), first_secret);
+    let r = client
+        .get(format!("{}/api/auth/me", gw2.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/v1/models", gw2.base))
+        .bearer_auth(key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exit() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let toml = config_toml(
+        &db_url,
+        &dir.path().join("data").display().to_string(),
+        &fake.base_url(),
+        10.0,
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), toml).unwrap();
+    let mut gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    let client = reqwest::Client::new();
+    let prompt = "the secret prompt text 7f3a9";
+    let token = client
+        .post(format!("{}/api/auth/signup", gw.base))
+        .json(&json!({ "email": "term@example.com", "password": PASSWORD, "name": "T" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = client
+        .post(format!("{}/api/keys", gw.base))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "k" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..5 {
+        let r = client
+            .post(format!("{}/v1/chat/completions", gw.base))
+            .bearer_auth(&key)
+            .json(&json!({ "model": "fast", "messages": [{ "role": "user", "content": prompt }] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    fake.script([Behavior::Slow {
+        chunks: 8,
+        every: Duration::from_millis(150),
+    }]);
+    let stream = client
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(&key)
+        .json(&json!({ "model": "fast", "stream": true, "messages": [{ "role": "user", "content": prompt }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    sigterm(&gw.child).await;
+    let text = stream.text().await.unwrap();
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream completed: {text}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), gw.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit");
+
+    let store = store::connect(store::Backend::Sqlite { path: db })
+        .await
+        .unwrap();
+    let (account, _) = store
+        .account_by_email("term@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let events = store.list_usage(&account.id, 100, 0).await.unwrap();
+    assert_eq!(
+        events.total, 6,
+        "every request's usage was written before exit"
+    );
+    assert!(events
+        .items
+        .iter()
+        .all(|e| e.status == domain::UsageStatus::Ok));
+    assert!(events.items[0].stream);
+    store.close().await;
+
+    let logs = gw.logs.lock().unwrap().clone();
+    assert!(logs.contains("stopped; all usage written"), "{logs}");
+    for secret in [key.as_str(), PASSWORD, prompt, token.as_str()] {
+        assert!(!logs.contains(secret), "logs leak {secret:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[providers.ollama]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n", "providers.ollama.base_url"),
+        ("[server]\nlisten = \"everywhere\"\n", "server.listen"),
+        ("[server]\nlisn = \"127.0.0.1:1\"\n", "server"),
+        ("[models.x]\nprovider = \"nope\"\nupstream_model = \"m\"\ninput_price = \"1\"\noutput_price = \"1\"\n", "models.x.provider"),
+        ("[models.x]\nprovider = \"ollama\"\nupstream_model = \"m\"\ninput_price = 1e-3\noutput_price = \"1\"\n", "models.x.input_price"),
+    ];
+    for (toml, key) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["--config", path.to_str().unwrap(), "serve"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{toml} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(key),
+            "error for {toml:?} names `{key}`: {stderr}"
+        );
+    }
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("SWITCHYARD_SERVER__SHUTDOWN_GRACE_SECS", "soon")
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.shutdown_grace_secs"));
+}
+
+#[tokio::test]
+async fn admin_create_user_makes_an_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--password",
+            PASSWORD,
+            "--admin",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created admin account"));
+    let again = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "ROOT@example.com",
+            "--password",
+            PASSWORD,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", gw.base))
+        .json(&json!({ "email": "root@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn the_first_admin_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = spawn_gateway(
+        dir.path(),
+        &["serve"],
+        &[
+            ("SWITCHYARD_ADMIN_EMAIL", "boss@example.com"),
+            ("SWITCHYARD_ADMIN_PASSWORD", PASSWORD),
+        ],
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", gw.base))
+        .json(&json!({ "email": "boss@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["user"]["role"], "admin");
+    let store = store::connect(store::Backend::Sqlite {
+        path: dir.path().join("data/switchyard.db"),
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.count_accounts().await.unwrap(), 1);
+    store.close().await;
+}

@@ -1,0 +1,277 @@
+use crate::support::{assert_error, chat_body, TestApp};
+use serde_json::{json, Value};
+use testkit::fake_openai::{Behavior, COMPLETION_TOKENS, PROMPT_TOKENS, WORDS};
+
+#[tokio::test]
+async fn chat_body_passes_through_with_only_the_model_rewritten() {
+    let app = TestApp::start().await;
+    let (_, key) = app.user_with_key("pass@example.com").await;
+    let sent = json!({
+        "model": "fast",
+        "messages": [{ "role": "user", "content": "What's the weather in Paris? \u{e9}" }],
+        "tools": [{ "type": "function", "function": { "name": "get_weather", "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } }],
+        "tool_choice": "auto",
+        "response_format": { "type": "json_object" },
+        "n": 2,
+        "seed": 42,
+        "logprobs": true,
+        "temperature": 0.25,
+        "a_field_from_the_future": { "nested": [1, 2.5, null] }
+    });
+    let r = app.chat(&key, sent.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "fake");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["model"], "fast", "clients see the public name");
+    assert_eq!(body["choices"][0]["message"]["content"], WORDS.concat());
+    assert_eq!(body["usage"]["prompt_tokens"], PROMPT_TOKENS);
+
+    let received = app.fake.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/v1/chat/completions");
+    let mut expected = sent;
+    expected["model"] = json!("gemma3:4b");
+    assert_eq!(received[0].body, expected, "every other field untouched");
+    assert!(
+        received[0].body.get("stream_options").is_none(),
+        "non-streaming requests are not changed"
+    );
+}
+
+#[tokio::test]
+async fn each_call_writes_a_usage_event_with_exact_cost() {
+    let app = TestApp::start().await;
+    let (token, key) = app.user_with_key("cost@example.com").await;
+    assert_eq!(app.chat(&key, chat_body("pro")).await.status(), 200);
+    let events = app.usage_events(&token, 1).await;
+    let e = &events[0];
+    assert_eq!(e["model"], "pro");
+    assert_eq!(e["upstream_model"], "qwen3:32b");
+    assert_eq!(e["provider"], "fake");
+    assert_eq!(e["endpoint"], "chat.completions");
+    assert_eq!(e["input_tokens"], PROMPT_TOKENS);
+    assert_eq!(e["output_tokens"], COMPLETION_TOKENS);
+    // 11 × 0.50/M + 7 × 1.50/M = 0.0000055 + 0.0000105
+    assert_eq!(e["cost_usd"], "0.000016");
+    assert_eq!(e["status"], "ok");
+    assert_eq!(e["http_status"], 200);
+    assert_eq!(e["error_code"], Value::Null);
+    assert_eq!(e["estimated"], false);
+    assert_eq!(e["stream"], false);
+    assert!(e["latency_ms"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn completions_and_embeddings_are_relayed_and_billed() {
+    let app = TestApp::start().await;
+    let (token, key) = app.user_with_key("emb@example.com").await;
+    let r = app
+        .post_v1(
+            &key,
+            "/embeddings",
+            json!({ "model": "embed", "input": ["a", "b"], "encoding_format": "float" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["model"], "embed");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let r = app
+        .post_v1(
+            &key,
+            "/completions",
+            json!({ "model": "fast", "prompt": "Once upon", "max_tokens": 5 }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let received = app.fake.received();
+    assert_eq!(received[0].path, "/v1/embeddings");
+    assert_eq!(received[0].body["encoding_format"], "float");
+    assert_eq!(received[1].path, "/v1/completions");
+    assert_eq!(received[1].body["prompt"], "Once upon");
+
+    let events = app.usage_events(&token, 2).await;
+    let emb = events
+        .iter()
+        .find(|e| e["endpoint"] == "embeddings")
+        .unwrap();
+    // 11 × 0.05/M
+    assert_eq!(emb["cost_usd"], "0.00000055");
+    assert_eq!(emb["output_tokens"], 0);
+    assert!(events
+        .iter()
+        .any(|e| e["endpoint"] == "completions" && e["status"] == "ok"));
+}
+
+#[tokio::test]
+async fn a_model_is_only_served_on_the_endpoint_it_supports() {
+    let app = TestApp::start().await;
+    let (_, key) = app.user_with_key("kind@example.com").await;
+    let msg = assert_error(
+        app.chat(&key, chat_body("embed")).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert!(msg.contains("/v1/embeddings"), "{msg}");
+    let r = app
+        .post_v1(
+            &key,
+            "/embeddings",
+            json!({ "model": "fast", "input": "x" }),
+        )
+        .await;
+    assert_error(r, 400, "invalid_body").await;
+    assert!(app.fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn upstream_client_errors_reach_the_client_with_their_status_and_message() {
+    let app = TestApp::start().await;
+    let (token, key) = app.user_with_key("u4xx@example.com").await;
+    app.fake.script([Behavior::Status(
+        400,
+        json!({ "error": { "message": "This model's maximum context length is 8192 tokens", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded" } }),
+    )]);
+    let msg = assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        400,
+        "context_length_exceeded",
+    )
+    .await;
+    assert_eq!(msg, "This model's maximum context length is 8192 tokens");
+    app.fake.script([Behavior::Status(
+        404,
+        json!({ "error": "model 'gemma3:4b' not found" }),
+    )]);
+    let msg = assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        404,
+        "upstream_rejected",
+    )
+    .await;
+    assert_eq!(msg, "model 'gemma3:4b' not found");
+
+    let events = app.usage_events(&token, 2).await;
+    for e in &events {
+        assert_eq!(e["status"], "error");
+        assert_eq!(e["cost_usd"], "0.00", "failed calls cost nothing");
+    }
+    assert_eq!(events[1]["error_code"], "context_length_exceeded");
+    assert_eq!(events[1]["http_status"], 400);
+}
+
+#[tokio::test]
+async fn upstream_refusing_the_gateways_credentials_is_a_gateway_error() {
+    let app = TestApp::start().await;
+    let (_, key) = app.user_with_key("cred@example.com").await;
+    app.fake.script([Behavior::Status(401, json!({ "error": { "message": "Incorrect API key provided: sk-upstr***", "code": "invalid_api_key" } }))]);
+    let msg = assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        502,
+        "upstream_error",
+    )
+    .await;
+    assert!(msg.contains("refused the gateway's credentials"), "{msg}");
+    assert!(
+        !msg.contains("sk-upstr"),
+        "the upstream's message about its key is not relayed"
+    );
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_502_503_504() {
+    let app = TestApp::with(crate::support::Options {
+        first_byte_timeout: 0.5,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (token, key) = app.user_with_key("fail@example.com").await;
+    app.fake.script([Behavior::Garbage]);
+    let msg = assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        502,
+        "upstream_error",
+    )
+    .await;
+    assert!(msg.contains("not a JSON object"), "{msg}");
+    let msg = assert_error(
+        app.chat(&key, chat_body("offline")).await,
+        502,
+        "upstream_error",
+    )
+    .await;
+    assert!(msg.contains("could not connect"), "{msg}");
+    app.fake.script([Behavior::Status(
+        503,
+        json!({ "error": { "message": "loading model" } }),
+    )]);
+    let msg = assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    assert!(msg.contains("loading model"));
+    app.fake.script([Behavior::Status(
+        500,
+        json!({ "error": { "message": "boom" } }),
+    )]);
+    assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        502,
+        "upstream_error",
+    )
+    .await;
+    app.fake.script([Behavior::Hang]);
+    assert_error(
+        app.chat(&key, chat_body("fast")).await,
+        504,
+        "upstream_timeout",
+    )
+    .await;
+    app.fake.script([Behavior::StatusRetryAfter(
+        429,
+        7,
+        json!({ "error": { "message": "slow down" } }),
+    )]);
+    let r = app.chat(&key, chat_body("fast")).await;
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_error(r, 429, "rate_limit_exceeded").await;
+
+    let events = app.usage_events(&token, 6).await;
+    let codes: Vec<&str> = events
+        .iter()
+        .rev()
+        .map(|e| e["error_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            "upstream_error",
+            "upstream_error",
+            "upstream_unavailable",
+            "upstream_error",
+            "upstream_timeout",
+            "rate_limit_exceeded"
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["cost_usd"] == "0.00" && e["status"] == "error"));
+}
+
+#[tokio::test]
+async fn a_non_stream_answer_without_usage_is_billed_on_an_estimate() {
+    let app = TestApp::start().await;
+    let (token, key) = app.user_with_key("nousage@example.com").await;
+    app.fake.script([Behavior::NoUsage]);
+    assert_eq!(app.chat(&key, chat_body("fast")).await.status(), 200);
+    let e = &app.usage_events(&token, 1).await[0];
+    assert_eq!(e["estimated"], true);
+    assert!(e["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(e["output_tokens"], WORDS.concat().len().div_ceil(4) as u64);
+    assert_ne!(e["cost_usd"], "0.00", "never billed as free");
+}
