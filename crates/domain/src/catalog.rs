@@ -63,6 +63,8 @@ pub struct PublicModel {
     pub context_length: u32,
     /// Embedding dimensions, for embedding models.
     pub dimensions: Option<u32>,
+    /// Output tokens assumed for the credit reservation when a request sets no `max_tokens`.
+    pub max_output_tokens: u32,
     pub price: ModelPrice,
     pub owned_by: String,
     pub created: i64,

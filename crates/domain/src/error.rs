@@ -50,6 +50,13 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// The gateway is shutting down or a dependency is down.
     ServiceUnavailable,
+    /// Mock top-ups are off because real payments are configured (or the amount is not one
+    /// of the allowed ones).
+    TopupNotAllowed,
+    /// Card payments are not configured.
+    PaymentsDisabled,
+    /// A payment webhook failed signature verification.
+    InvalidSignature,
     Internal,
 }
 
@@ -82,6 +89,9 @@ impl ErrorCode {
             UpstreamUnavailable => (503, "upstream_error", "upstream_unavailable"),
             UpstreamTimeout => (504, "upstream_error", "upstream_timeout"),
             ServiceUnavailable => (503, "api_error", "service_unavailable"),
+            TopupNotAllowed => (400, "invalid_request_error", "topup_not_allowed"),
+            PaymentsDisabled => (400, "invalid_request_error", "payments_disabled"),
+            InvalidSignature => (400, "invalid_request_error", "invalid_signature"),
             Internal => (500, "api_error", "internal_error"),
         }
     }
@@ -108,6 +118,8 @@ pub struct ApiError {
     pub upstream_code: Option<String>,
     /// Seconds the client should wait before retrying (sent as `Retry-After`).
     pub retry_after: Option<u64>,
+    /// The key's request limit at the time, for `X-RateLimit-*` headers.
+    pub rate: Option<crate::RateDecision>,
 }
 
 impl ApiError {
@@ -117,6 +129,7 @@ impl ApiError {
             message: message.into(),
             upstream_code: None,
             retry_after: None,
+            rate: None,
         }
     }
 

@@ -45,6 +45,17 @@ impl UnixMillis {
             .map(Self)
     }
 
+    /// The first instant of this instant's calendar month, in UTC: where monthly spend resets.
+    pub fn month_start(self) -> UnixMillis {
+        let nanos = i128::from(self.0) * 1_000_000;
+        let Ok(t) = ::time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+            return self;
+        };
+        let first = t.date().replace_day(1).unwrap_or(t.date());
+        let start = first.midnight().assume_utc();
+        UnixMillis(i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap_or(self.0))
+    }
+
     /// Whole seconds since the epoch, as OpenAI's `created` fields use.
     pub fn as_secs(self) -> i64 {
         self.0.div_euclid(1000)
@@ -66,5 +77,13 @@ mod tests {
             Some(t)
         );
         assert_eq!(UnixMillis::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn month_start_is_midnight_utc_on_the_first() {
+        let t = UnixMillis::parse_rfc3339("2026-11-23T02:28:57.5Z").unwrap();
+        assert_eq!(t.month_start().to_rfc3339(), "2026-11-01T00:00:00.000Z");
+        let first = UnixMillis::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(first.month_start(), first);
     }
 }

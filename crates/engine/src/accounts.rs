@@ -62,10 +62,20 @@ impl Engine {
             plan: DEFAULT_PLAN.to_owned(),
             created_at: UnixMillis::now(),
         };
+        let plan = self.plan_of(DEFAULT_PLAN)?;
+        let initial_credit =
+            (plan.included_credits > domain::Money::ZERO).then(|| domain::NewLedgerEntry {
+                account_id: account.id.clone(),
+                kind: domain::LedgerKind::Grant,
+                amount: plan.included_credits,
+                reason: format!("{} plan included credits", plan.name),
+                reference: None,
+            });
         let new = NewAccount {
             account: account.clone(),
             email_lower: email.normalized(),
             password_hash,
+            initial_credit,
         };
         match self.store.create_account(&new).await {
             Ok(()) => Ok(account),

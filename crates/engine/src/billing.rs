@@ -2,6 +2,7 @@
 //! exactly one usage event, whether the request finishes, fails, or is dropped because the
 //! client went away or the server is stopping.
 
+use crate::admission::Admission;
 use crate::auth::Authenticated;
 use crate::usage::UsageSink;
 use domain::catalog::ModelPrice;
@@ -49,6 +50,8 @@ pub struct Meter {
     prompt_chars: u64,
     /// Output characters relayed so far, for an output estimate.
     output_chars: u64,
+    /// Rate limits passed and credit reserved; settled with the cost.
+    admission: Option<Admission>,
 }
 
 impl Meter {
@@ -87,7 +90,17 @@ impl Meter {
             reported: None,
             prompt_chars: 0,
             output_chars: 0,
+            admission: None,
         }
+    }
+
+    pub(crate) fn admitted(&mut self, admission: Admission) {
+        self.admission = Some(admission);
+    }
+
+    /// The admission's rate-limit view, for response headers.
+    pub(crate) fn rate(&self) -> Option<domain::RateDecision> {
+        self.admission.as_ref().map(|a| a.rate)
     }
 
     pub(crate) fn set_request(&mut self, public_model: &str, stream: bool) {
@@ -155,6 +168,9 @@ impl Meter {
         event.status = finish.status;
         event.http_status = finish.http_status;
         event.error_code = finish.error_code;
+        if let Some(admission) = self.admission.take() {
+            admission.settle(event.cost, usage.input + usage.output);
+        }
         self.sink.record(event);
     }
 }

@@ -3,13 +3,19 @@
 //! `upstream` are called out to through their interfaces.
 
 pub mod accounts;
+pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod billing;
+pub mod credits;
 pub mod keys;
 pub mod models;
+pub mod payments;
+pub mod plans;
 pub mod relay;
 pub mod tasks;
 pub mod usage;
+pub mod wallet;
 
 use domain::{ApiError, Catalog, ErrorCode, ProviderId};
 use std::collections::HashMap;
@@ -31,6 +37,10 @@ pub struct EngineSettings {
     pub usage_batch_size: usize,
     /// The instance secret that peppers stored key and session hashes.
     pub pepper: Vec<u8>,
+    /// Requests are refused (402) when the unreserved balance is below this.
+    pub min_balance: domain::Money,
+    /// Card payments, when configured.
+    pub stripe: Option<payments::StripeSettings>,
 }
 
 impl Default for EngineSettings {
@@ -41,6 +51,8 @@ impl Default for EngineSettings {
             max_response_bytes: 64 * 1024 * 1024,
             usage_batch_size: 1000,
             pepper: Vec::new(),
+            min_balance: domain::Money::from_nanos(1_000_000),
+            stripe: None,
         }
     }
 }
@@ -51,30 +63,40 @@ pub struct Engine {
     pub(crate) catalog: Catalog,
     pub(crate) upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
     pub(crate) keys: auth::KeyCache,
+    pub(crate) plans: plans::PlanBook,
+    pub(crate) wallets: wallet::Wallets,
+    pub(crate) limiters: admission::Limiters,
+    /// Outbound HTTP that is not a model upstream (payments).
+    pub(crate) http: reqwest::Client,
     pub(crate) usage: usage::UsageSink,
     pub(crate) tasks: tasks::Tasks,
     pub(crate) settings: EngineSettings,
 }
 
 impl Engine {
-    /// Wires the engine and starts the usage writer.
-    pub fn new(
+    /// Loads plans, wires the engine and starts the usage writer.
+    pub async fn start(
         store: Arc<dyn Store>,
         catalog: Catalog,
         upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
         settings: EngineSettings,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, store::StoreError> {
+        let plans = plans::PlanBook::load(store.as_ref()).await?;
         let tasks = tasks::Tasks::new();
         let usage = usage::UsageSink::start(store.clone(), &tasks, settings.usage_batch_size);
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             store,
             catalog,
             upstreams,
             keys: auth::KeyCache::default(),
+            plans,
+            wallets: wallet::Wallets::default(),
+            limiters: admission::Limiters::default(),
+            http: reqwest::Client::new(),
             usage,
             tasks,
             settings,
-        })
+        }))
     }
 
     pub fn catalog(&self) -> &Catalog {

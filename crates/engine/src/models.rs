@@ -6,11 +6,14 @@ use domain::{ApiError, ErrorCode, PublicModel};
 use std::sync::Arc;
 
 impl Engine {
-    /// The models this key may call, in catalog order.
+    /// The models this key may call (its scope and its account's plan), in catalog order.
     pub fn models_for(&self, auth: &Authenticated) -> Vec<Arc<PublicModel>> {
+        let Ok(plan) = self.plan_of(&auth.account().plan) else {
+            return Vec::new();
+        };
         self.catalog
             .iter()
-            .filter(|m| auth.key().allows_model(&m.name))
+            .filter(|m| auth.key().allows_model(&m.name) && plan.allows_model(&m.name))
             .cloned()
             .collect()
     }
@@ -31,6 +34,16 @@ impl Engine {
             return Err(ApiError::new(
                 ErrorCode::ModelNotAllowed,
                 format!("this API key may not use the model `{name}`"),
+            ));
+        }
+        let plan = self.plan_of(&auth.account().plan)?;
+        if !plan.allows_model(name) {
+            return Err(ApiError::new(
+                ErrorCode::ModelNotAllowed,
+                format!(
+                    "the {} plan does not include the model `{name}`; upgrade to use it",
+                    plan.name
+                ),
             ));
         }
         Ok(model.clone())

@@ -7,7 +7,7 @@ use crate::billing::{Finish, Meter};
 use crate::Engine;
 use bytes::{Bytes, BytesMut};
 use domain::catalog::ModelKind;
-use domain::{ApiError, ErrorCode, UsageStatus};
+use domain::{ApiError, ErrorCode, RateDecision, UsageStatus};
 use futures_util::{Stream, StreamExt};
 use protocol::openai::{
     self, ChunkAction, ChunkRewriter, Endpoint, RequestFacts, UpstreamErrorBody,
@@ -29,10 +29,12 @@ pub enum Relayed {
     Complete {
         body: Vec<u8>,
         provider: String,
+        rate: Option<RateDecision>,
     },
     Stream {
         events: Box<RelayStream>,
         provider: String,
+        rate: Option<RateDecision>,
     },
 }
 
@@ -54,7 +56,7 @@ impl Engine {
         request_id: &str,
     ) -> Result<Relayed, ApiError> {
         let mut meter = Meter::start(self.usage.clone(), auth, endpoint.name(), request_id);
-        let prepared = match self.prepare(auth, endpoint, body, &mut meter) {
+        let prepared = match self.prepare(auth, endpoint, body, &mut meter).await {
             Ok(p) => p,
             Err(e) => return Err(fail(meter, e)),
         };
@@ -78,7 +80,9 @@ impl Engine {
                 return Err(fail(meter, e));
             }
             let rewriter = ChunkRewriter::new(&facts.model, facts.wants_stream_usage);
+            let rate = meter.rate();
             return Ok(Relayed::Stream {
+                rate,
                 events: Box::new(RelayStream::new(response.body, rewriter, meter)),
                 provider,
             });
@@ -98,14 +102,16 @@ impl Engine {
             meter.observe_usage(usage);
         }
         meter.observe_output_chars(answer.generated_chars);
+        let rate = meter.rate();
         meter.finish(Finish::ok());
         Ok(Relayed::Complete {
             body: answer.body,
             provider,
+            rate,
         })
     }
 
-    fn prepare(
+    async fn prepare(
         &self,
         auth: &Authenticated,
         endpoint: Endpoint,
@@ -141,13 +147,26 @@ impl Engine {
             .upstreams
             .get(&deployment.provider)
             .ok_or_else(unavailable)?;
-        let prompt_chars = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        let prompt_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        let price = model.price_for(deployment);
         meter.set_deployment(
             &deployment.provider.0,
             &deployment.upstream_model,
-            model.price_for(deployment),
-            prompt_chars,
+            price,
+            prompt_bytes,
         );
+        // The worst case: every body byte a prompt token (a BPE token covers at least one
+        // byte, and the JSON around each message outweighs the chat template), and the
+        // most output the request allows.
+        let max_output = match endpoint {
+            Endpoint::Embeddings => 0,
+            _ => facts
+                .max_output_tokens
+                .unwrap_or(u64::from(model.max_output_tokens)),
+        };
+        let worst = price.cost(prompt_bytes, 0, max_output);
+        let plan = self.plan_of(&auth.account().plan)?;
+        meter.admitted(self.admit(auth, &plan, worst).await?);
         let body = openai::upstream_body(&mut obj, &facts, &deployment.upstream_model);
         Ok(Prepared {
             facts,
@@ -158,7 +177,10 @@ impl Engine {
     }
 }
 
-fn fail(meter: Meter, e: ApiError) -> ApiError {
+fn fail(meter: Meter, mut e: ApiError) -> ApiError {
+    if e.rate.is_none() {
+        e.rate = meter.rate();
+    }
     meter.finish(Finish::failed(&e));
     e
 }

@@ -7,6 +7,7 @@ use domain::{AccountId, ApiError, UsageEvent};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+pub use store::{LedgerMismatch, UsageGroup, UsageTotal};
 use store::{Store, UsagePage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -163,6 +164,20 @@ impl Engine {
             .list_usage(account, limit, offset)
             .await
             .map_err(|e| internal("listing usage", e))
+    }
+
+    /// Totals of the account's usage in `[from, to)`, grouped.
+    pub async fn usage_totals(
+        &self,
+        account: &AccountId,
+        group: UsageGroup,
+        from: domain::UnixMillis,
+        to: domain::UnixMillis,
+    ) -> Result<Vec<UsageTotal>, ApiError> {
+        self.store
+            .usage_totals(account, group, from, to)
+            .await
+            .map_err(|e| internal("totalling usage", e))
     }
 
     pub fn usage_queued(&self) -> usize {

@@ -1,5 +1,6 @@
-//! The router and its layers. Every route needs auth (API key on `/v1`, session on `/api`)
-//! except the public ones listed here: health, sign-up and login.
+//! The router and its layers. Every route needs auth (API key on `/v1`, session on `/api`,
+//! administrator on `/api/admin`) except the public ones: health, sign-up, login, and the
+//! Stripe webhook (authenticated by its signature).
 
 use crate::error::ErrorResponse;
 use crate::routes::{api, health, v1};
@@ -75,6 +76,34 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
                 .delete(api::keys::delete),
         )
         .route("/usage", get(api::usage::list))
+        .route("/usage/summary", get(api::usage::summary))
+        .route("/billing/balance", get(api::billing::balance))
+        .route("/billing/transactions", get(api::billing::transactions))
+        .route("/billing/topup", post(api::billing::topup))
+        .route("/billing/checkout", post(api::billing::checkout))
+        .route(
+            "/billing/stripe/webhook",
+            post(api::billing::stripe_webhook),
+        )
+        .route("/admin/plans", get(api::admin::list_plans))
+        .route(
+            "/admin/plans/{name}",
+            axum::routing::put(api::admin::put_plan),
+        )
+        .route("/admin/accounts", get(api::admin::list_accounts))
+        .route(
+            "/admin/accounts/{id}",
+            axum::routing::patch(api::admin::patch_account),
+        )
+        .route(
+            "/admin/accounts/{id}/credits",
+            post(api::admin::credit_account),
+        )
+        .route(
+            "/admin/keys/{id}",
+            axum::routing::patch(api::admin::patch_key),
+        )
+        .route("/admin/ledger/verify", get(api::admin::verify_ledger))
         .fallback(not_found);
 
     let max_body = settings.max_body_bytes;

@@ -35,8 +35,19 @@ impl IntoResponse for ErrorResponse {
         if let Some(secs) = e.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(rate) = &e.rate {
+            rate_headers(headers, rate);
+        }
         resp
     }
+}
+
+/// `X-RateLimit-Limit` (requests per minute), `-Remaining` (requests that would be admitted
+/// now) and `-Reset` (seconds until the allowance is whole again).
+pub fn rate_headers(headers: &mut axum::http::HeaderMap, rate: &domain::RateDecision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(rate.reset_secs));
 }
 
 pub type ApiResult<T> = Result<T, ErrorResponse>;

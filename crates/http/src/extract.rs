@@ -84,6 +84,27 @@ impl FromRequestParts<Arc<Engine>> for Session {
     }
 }
 
+/// An `/api/admin` caller: signed in and an administrator.
+pub struct AdminSession;
+
+impl FromRequestParts<Arc<Engine>> for AdminSession {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        engine: &Arc<Engine>,
+    ) -> Result<Self, Self::Rejection> {
+        let Session(account) = Session::from_request_parts(parts, engine).await?;
+        if account.role != domain::Role::Admin {
+            return Err(ErrorResponse::new(
+                ErrorCode::Forbidden,
+                "administrators only",
+            ));
+        }
+        Ok(Self)
+    }
+}
+
 /// Checks that a body is declared as JSON (a missing Content-Type is tolerated).
 fn require_json(headers: &HeaderMap) -> Result<(), ErrorResponse> {
     match headers

@@ -1,7 +1,10 @@
 //! The storage ports. Every backend implements all of them and passes one conformance suite.
 
 use async_trait::async_trait;
-use domain::{Account, AccountId, ApiKeyRecord, KeyHash, KeyId, UnixMillis, UsageEvent};
+use domain::{
+    Account, AccountId, ApiKeyRecord, KeyHash, KeyId, LedgerEntry, Money, NewLedgerEntry, Plan,
+    UnixMillis, UsageEvent,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +28,8 @@ pub struct NewAccount {
     pub account: Account,
     pub email_lower: String,
     pub password_hash: String,
+    /// Credit written to the ledger in the same transaction (the plan's included credits).
+    pub initial_credit: Option<NewLedgerEntry>,
 }
 
 #[async_trait]
@@ -35,6 +40,12 @@ pub trait AccountStore: Send + Sync {
     async fn account_by_email(&self, email_lower: &str) -> Result<Option<(Account, String)>>;
     async fn account_by_id(&self, id: &AccountId) -> Result<Option<Account>>;
     async fn count_accounts(&self) -> Result<u64>;
+    /// `false` when there is no such account.
+    async fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: domain::AccountStatus,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -58,6 +69,8 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self, account: &AccountId) -> Result<Vec<ApiKeyRecord>>;
     /// A key of this account, unless deleted.
     async fn key_by_id(&self, account: &AccountId, id: &KeyId) -> Result<Option<ApiKeyRecord>>;
+    /// Any live key by id, whoever owns it (administration).
+    async fn find_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>>;
     /// A live (not deleted) key by hash, with its account: the auth cache's miss path.
     async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<(ApiKeyRecord, Account)>>;
     /// Writes the mutable fields (name, disabled, limits, scope, expiry).
@@ -72,17 +85,101 @@ pub struct UsagePage {
     pub total: u64,
 }
 
+/// How usage totals are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// UTC day, as `YYYY-MM-DD`.
+    Day,
+    Model,
+    Key,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    /// The day, model name or key id.
+    pub group: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: Money,
+}
+
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// Writes a batch in one transaction (and marks the keys used).
+    /// Writes a batch in one transaction: the events, a ledger debit for each event that cost
+    /// something (moving its account's balance), and the keys' last use.
     async fn insert_usage(&self, events: &[UsageEvent]) -> Result<()>;
     /// The account's events, newest first.
     async fn list_usage(&self, account: &AccountId, limit: u32, offset: u64) -> Result<UsagePage>;
+    /// Totals of the account's events in `[from, to)`, largest cost first (days: oldest first).
+    async fn usage_totals(
+        &self,
+        account: &AccountId,
+        group: UsageGroup,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<UsageTotal>>;
+}
+
+#[async_trait]
+pub trait PlanStore: Send + Sync {
+    async fn list_plans(&self) -> Result<Vec<Plan>>;
+    /// Creates or replaces a plan.
+    async fn upsert_plan(&self, plan: &Plan, now: UnixMillis) -> Result<()>;
+}
+
+/// An account's money as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoneySnapshot {
+    pub balance: Money,
+    /// Usage debits since the start of the month asked about.
+    pub month_spend: Money,
+}
+
+/// An account whose stored balance is not the sum of its ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerMismatch {
+    pub account: AccountId,
+    pub balance: Money,
+    pub ledger_sum: Money,
+}
+
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Appends entries in one transaction, each moving its account's balance. If a top-up's
+    /// reference was already credited, nothing is written: `Conflict("reference")`.
+    async fn append_ledger(
+        &self,
+        entries: &[NewLedgerEntry],
+        now: UnixMillis,
+    ) -> Result<Vec<LedgerEntry>>;
+    /// The account's entries, newest first, and their count.
+    async fn list_ledger(
+        &self,
+        account: &AccountId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<LedgerEntry>, u64)>;
+    async fn account_money(
+        &self,
+        account: &AccountId,
+        month_start: UnixMillis,
+    ) -> Result<MoneySnapshot>;
+    /// What a key spent since `month_start`.
+    async fn key_month_spend(&self, key: &KeyId, month_start: UnixMillis) -> Result<Money>;
+    /// Every account whose balance differs from the sum of its ledger (empty when sound).
+    async fn ledger_mismatches(&self) -> Result<Vec<LedgerMismatch>>;
+    /// `false` when there is no such account.
+    async fn set_account_plan(&self, account: &AccountId, plan: &str) -> Result<bool>;
+    /// Accounts with their balances, oldest first, and their count.
+    async fn list_accounts(&self, limit: u32, offset: u64) -> Result<(Vec<(Account, Money)>, u64)>;
 }
 
 /// Everything the engine needs from storage.
 #[async_trait]
-pub trait Store: AccountStore + SessionStore + KeyStore + UsageStore {
+pub trait Store:
+    AccountStore + SessionStore + KeyStore + UsageStore + PlanStore + LedgerStore
+{
     /// Checks the backend answers (readiness).
     async fn ping(&self) -> Result<()>;
     /// Closes connections after the last write.

@@ -5,8 +5,10 @@ use domain::{
     Account, AccountId, AccountStatus, ApiKeyRecord, ApiKeySecret, KeyId, Money, Role, UnixMillis,
     UsageEvent, UsageId, UsageStatus,
 };
+use domain::{LedgerKind, NewLedgerEntry};
 use store::{
-    AccountStore, KeyStore, NewAccount, SessionStore, SqlStore, Store, StoreError, UsageStore,
+    AccountStore, KeyStore, LedgerStore, NewAccount, PlanStore, SessionStore, SqlStore, Store,
+    StoreError, UsageGroup, UsageStore,
 };
 use testkit::db::{Kind, TestDb};
 
@@ -53,6 +55,7 @@ fn account(email: &str) -> NewAccount {
         },
         email_lower: email.to_lowercase(),
         password_hash: "$argon2id$fake".into(),
+        initial_credit: None,
     }
 }
 
@@ -244,5 +247,191 @@ on_every_backend!(
         let key_after = s.key_by_id(&a.account.id, &k.id).await.unwrap().unwrap();
         assert_eq!(key_after.last_used_at, Some(UnixMillis(10_000 + 1202)));
         s.ping().await.unwrap();
+    }
+);
+
+fn m(s: &str) -> Money {
+    s.parse().unwrap()
+}
+
+fn credit(
+    account: &AccountId,
+    kind: LedgerKind,
+    amount: &str,
+    reference: Option<&str>,
+) -> NewLedgerEntry {
+    NewLedgerEntry {
+        account_id: account.clone(),
+        kind,
+        amount: m(amount),
+        reason: "test".into(),
+        reference: reference.map(str::to_owned),
+    }
+}
+
+on_every_backend!(plans_are_seeded_and_editable, |s: SqlStore| async move {
+    let plans = s.list_plans().await.unwrap();
+    let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["free", "starter", "pro", "developer", "team"]);
+    let free = &plans[0];
+    assert_eq!(free.included_credits, m("1"));
+    assert_eq!(free.rpm, 20);
+    assert_eq!(
+        free.allowed_models,
+        Some(vec!["fast".to_owned(), "embed".to_owned()])
+    );
+    assert_eq!(plans[3].allowed_models, None);
+    assert_eq!(
+        (
+            plans[4].monthly_price,
+            plans[4].included_credits,
+            plans[4].rpm
+        ),
+        (m("199"), m("275"), 1000)
+    );
+    let mut edited = free.clone();
+    edited.rpm = 25;
+    edited.tpm = Some(10_000);
+    s.upsert_plan(&edited, UnixMillis(1)).await.unwrap();
+    assert_eq!(s.list_plans().await.unwrap()[0], edited);
+});
+
+on_every_backend!(
+    ledger_moves_balances_and_top_ups_credit_once,
+    |s: SqlStore| async move {
+        let mut a = account("l@example.com");
+        a.account.created_at = UnixMillis(0);
+        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        s.create_account(&a).await.unwrap();
+        let id = a.account.id.clone();
+        let written = s
+            .append_ledger(
+                &[
+                    credit(&id, LedgerKind::Topup, "10", Some("pay_1")),
+                    credit(&id, LedgerKind::Adjustment, "-0.25", None),
+                ],
+                UnixMillis(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(written[1].balance_after, m("10.75"));
+        let again = s
+            .append_ledger(
+                &[credit(&id, LedgerKind::Topup, "10", Some("pay_1"))],
+                UnixMillis(6),
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict("reference"))),
+            "{again:?}"
+        );
+        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
+        assert_eq!(money.balance, m("10.75"));
+        let (entries, total) = s.list_ledger(&id, 10, 0).await.unwrap();
+        assert_eq!(total, 3);
+        assert_eq!(entries[0].amount, m("-0.25"));
+        assert_eq!(entries[2].kind, LedgerKind::Grant);
+        assert!(s.ledger_mismatches().await.unwrap().is_empty());
+    }
+);
+
+on_every_backend!(
+    usage_debits_are_written_with_their_events,
+    |s: SqlStore| async move {
+        let mut a = account("d@example.com");
+        a.account.created_at = UnixMillis(0);
+        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        s.create_account(&a).await.unwrap();
+        let id = a.account.id.clone();
+        let (_, k) = key(&id, 1000);
+        s.insert_key(&k).await.unwrap();
+        let mut free = event(&id, &k.id, 20_000, 0);
+        free.status = UsageStatus::Error;
+        let events = vec![
+            event(&id, &k.id, 10_000, 1_500),
+            event(&id, &k.id, 86_400_000 + 5, 250),
+            free,
+        ];
+        s.insert_usage(&events).await.unwrap();
+        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
+        assert_eq!(money.balance, Money::from_nanos(1_000_000_000 - 1_750));
+        assert_eq!(money.month_spend, Money::from_nanos(1_750));
+        assert_eq!(
+            s.account_money(&id, UnixMillis(50_000))
+                .await
+                .unwrap()
+                .month_spend,
+            Money::from_nanos(250)
+        );
+        assert_eq!(
+            s.key_month_spend(&k.id, UnixMillis(0)).await.unwrap(),
+            Money::from_nanos(1_750)
+        );
+        let (entries, total) = s.list_ledger(&id, 10, 0).await.unwrap();
+        assert_eq!(
+            total, 3,
+            "grant and two debits; the free event moves no money"
+        );
+        assert_eq!(entries[0].reference.as_deref(), Some(events[1].id.as_str()));
+        assert!(s.ledger_mismatches().await.unwrap().is_empty());
+
+        let by_day = s
+            .usage_totals(&id, UsageGroup::Day, UnixMillis(0), UnixMillis(i64::MAX))
+            .await
+            .unwrap();
+        let days: Vec<(&str, u64, Money)> = by_day
+            .iter()
+            .map(|t| (t.group.as_str(), t.requests, t.cost))
+            .collect();
+        assert_eq!(
+            days,
+            vec![
+                ("1970-01-01", 2, Money::from_nanos(1_500)),
+                ("1970-01-02", 1, Money::from_nanos(250))
+            ]
+        );
+        let by_model = s
+            .usage_totals(&id, UsageGroup::Model, UnixMillis(0), UnixMillis(i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(by_model.len(), 1);
+        assert_eq!(
+            (
+                by_model[0].group.as_str(),
+                by_model[0].input_tokens,
+                by_model[0].output_tokens
+            ),
+            ("fast", 30, 15)
+        );
+        let by_key = s
+            .usage_totals(
+                &id,
+                UsageGroup::Key,
+                UnixMillis(10_001),
+                UnixMillis(i64::MAX),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (by_key[0].group.as_str(), by_key[0].requests),
+            (k.id.as_str(), 2)
+        );
+    }
+);
+
+on_every_backend!(
+    accounts_list_with_balances_and_plans_change,
+    |s: SqlStore| async move {
+        let a = account("p@example.com");
+        s.create_account(&a).await.unwrap();
+        assert!(s.set_account_plan(&a.account.id, "pro").await.unwrap());
+        assert!(!s
+            .set_account_plan(&AccountId::generate(), "pro")
+            .await
+            .unwrap());
+        let (items, total) = s.list_accounts(10, 0).await.unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(items[0].0.plan, "pro");
+        assert_eq!(items[0].1, Money::ZERO);
     }
 );

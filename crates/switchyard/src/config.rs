@@ -32,6 +32,10 @@ pub struct FileConfig {
     pub auth: AuthFile,
     #[serde(default)]
     pub bootstrap: BootstrapFile,
+    #[serde(default)]
+    pub billing: BillingFile,
+    /// Card payments; absent means mock top-ups.
+    pub stripe: Option<StripeFile>,
     /// Providers by name; when absent, the default Ollama provider.
     pub providers: Option<IndexMap<String, ProviderFile>>,
     /// Public models by name; when absent, the default catalog.
@@ -69,6 +73,23 @@ pub struct AuthFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BillingFile {
+    /// Requests are refused (402) below this unreserved balance.
+    pub min_balance_usd: Option<Money>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeFile {
+    pub secret_key: String,
+    pub webhook_secret: String,
+    pub api_base: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BootstrapFile {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -101,6 +122,8 @@ pub struct ModelFile {
     pub kind: Option<String>,
     pub context_length: Option<u32>,
     pub dimensions: Option<u32>,
+    /// Output tokens assumed when reserving credit for a request without `max_tokens`.
+    pub max_output_tokens: Option<u32>,
     pub input_price: Money,
     pub output_price: Money,
     pub cached_input_price: Option<Money>,
@@ -149,6 +172,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 const DEFAULT_FIRST_BYTE_TIMEOUT: f64 = 120.0;
 const DEFAULT_IDLE_TIMEOUT: f64 = 60.0;
+/// Output tokens reserved for a request without `max_tokens`, unless a model sets its own.
+const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
 /// How long in-flight requests may take to finish after SIGTERM.
 const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
@@ -270,6 +295,31 @@ impl Config {
         if let Some(t) = f.auth.session_ttl_secs {
             engine.session_ttl = Duration::from_secs(t.max(60));
         }
+        if let Some(floor) = f.billing.min_balance_usd {
+            if floor.is_negative() {
+                bail!("billing.min_balance_usd: must not be negative");
+            }
+            engine.min_balance = floor;
+        }
+        if let Some(s) = f.stripe {
+            if s.secret_key.trim().is_empty() || s.webhook_secret.trim().is_empty() {
+                bail!("stripe: secret_key and webhook_secret must both be set");
+            }
+            let site = format!("http://{listen}");
+            engine.stripe = Some(engine::payments::StripeSettings {
+                secret_key: s.secret_key,
+                webhook_secret: s.webhook_secret,
+                api_base: s
+                    .api_base
+                    .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
+                success_url: s
+                    .success_url
+                    .unwrap_or_else(|| format!("{site}/billing?checkout=success")),
+                cancel_url: s
+                    .cancel_url
+                    .unwrap_or_else(|| format!("{site}/billing?checkout=cancelled")),
+            });
+        }
         let admin = match (f.bootstrap.admin_email, f.bootstrap.admin_password) {
             (Some(e), Some(p)) => Some((e, p)),
             (None, None) => None,
@@ -362,6 +412,9 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
     let mut out = Vec::new();
     for (name, m) in models {
         let key = |k: &str| format!("models.{name}.{k}");
+        if name.is_empty() || name.contains(',') || name.chars().any(char::is_whitespace) {
+            bail!("models.{name}: a model name must be non-empty, without commas or spaces");
+        }
         let kind = match m.kind.as_deref().unwrap_or("chat") {
             "chat" => ModelKind::Chat,
             "embedding" => ModelKind::Embedding,
@@ -436,6 +489,7 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
             kind,
             context_length: m.context_length.unwrap_or(8192),
             dimensions: m.dimensions,
+            max_output_tokens: m.max_output_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS),
             price,
             owned_by: m.owned_by.unwrap_or_else(|| "switchyard".to_owned()),
             created: defaults::CATALOG_CREATED,

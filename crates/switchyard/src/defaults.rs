@@ -115,6 +115,7 @@ pub fn models() -> IndexMap<String, ModelFile> {
                         kind: Some(kind.to_owned()),
                         context_length: Some(ctx),
                         dimensions: dims,
+                        max_output_tokens: None,
                         input_price: usd(input),
                         output_price: usd(output),
                         cached_input_price: None,

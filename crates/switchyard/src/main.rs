@@ -46,6 +46,36 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Move an account to another plan.
+    SetPlan {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+    },
+    /// Grant credit (or deduct it, with a negative amount), as a ledger entry.
+    GrantCredits {
+        #[arg(long)]
+        email: String,
+        /// USD, e.g. 25 or -0.50.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Override a key's limits (0 returns a limit to the plan's).
+    SetKeyLimits {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        rpm: Option<u32>,
+        #[arg(long)]
+        tpm: Option<u32>,
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
+    /// Check that every balance equals the sum of its ledger (exit 1 if not).
+    VerifyLedger,
 }
 
 fn main() -> Result<()> {
@@ -66,16 +96,30 @@ fn main() -> Result<()> {
                     .with_context(|| format!("binding {}", config.listen))?;
                 serve::serve(config, listener, serve::os_signal()).await
             }
-            Command::Admin {
-                command:
+            Command::Admin { command } => {
+                let message = match command {
                     AdminCommand::CreateUser {
                         email,
                         password,
                         name,
                         admin,
-                    },
-            } => {
-                let message = admin::create_user(&config, &email, &password, &name, admin).await?;
+                    } => admin::create_user(&config, &email, &password, &name, admin).await?,
+                    AdminCommand::SetPlan { email, plan } => {
+                        admin::set_plan(&config, &email, &plan).await?
+                    }
+                    AdminCommand::GrantCredits {
+                        email,
+                        amount,
+                        reason,
+                    } => admin::grant_credits(&config, &email, &amount, &reason).await?,
+                    AdminCommand::SetKeyLimits {
+                        key_id,
+                        rpm,
+                        tpm,
+                        concurrency,
+                    } => admin::set_key_limits(&config, &key_id, rpm, tpm, concurrency).await?,
+                    AdminCommand::VerifyLedger => admin::verify_ledger(&config).await?,
+                };
                 writeln!(std::io::stdout(), "{message}")?;
                 Ok(())
             }

@@ -31,7 +31,9 @@ pub async fn build_engine(config: &Config) -> Result<Arc<Engine>> {
     }
     let mut settings = config.engine.clone();
     settings.pepper = secret.into_bytes();
-    let engine = Engine::new(Arc::new(store), config.catalog.clone(), upstreams, settings);
+    let engine = Engine::start(Arc::new(store), config.catalog.clone(), upstreams, settings)
+        .await
+        .context("loading plans")?;
     if let Some((email, password)) = &config.admin {
         bootstrap_admin(&engine, email, password).await?;
     }

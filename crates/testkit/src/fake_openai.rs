@@ -40,6 +40,8 @@ pub enum Behavior {
     Slow { chunks: usize, every: Duration },
     /// A normal answer without any usage (non-stream: no `usage` field; stream: no usage chunk).
     NoUsage,
+    /// A normal non-streaming answer after `delay`, reporting `completion` output tokens.
+    Costly { completion: u64, delay: Duration },
 }
 
 /// A request as the fake received it.
@@ -171,6 +173,12 @@ async fn chat(
         Behavior::Garbage => (StatusCode::OK, "<html>surprise</html>").into_response(),
         b if stream => stream_answer(shared, model, include_usage, b),
         b => {
+            let mut reported = usage();
+            if let Behavior::Costly { completion, delay } = b {
+                tokio::time::sleep(delay).await;
+                reported["completion_tokens"] = json!(completion);
+                reported["total_tokens"] = json!(PROMPT_TOKENS + completion);
+            }
             let mut answer = json!({
                 "id": "chatcmpl-fake",
                 "object": "chat.completion",
@@ -182,7 +190,7 @@ async fn chat(
                     "logprobs": null,
                     "finish_reason": "stop"
                 }],
-                "usage": usage(),
+                "usage": reported,
                 "system_fingerprint": "fp_fake"
             });
             if matches!(b, Behavior::NoUsage) {

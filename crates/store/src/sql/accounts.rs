@@ -35,6 +35,7 @@ pub(super) fn account_from_prefixed_row(row: &AnyRow, prefix: &str) -> Result<Ac
 impl AccountStore for SqlStore {
     async fn create_account(&self, new: &NewAccount) -> Result<()> {
         let a = &new.account;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO accounts (id, email, email_lower, name, password_hash, role, status, plan, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -48,9 +49,14 @@ impl AccountStore for SqlStore {
         .bind(a.status.as_str())
         .bind(&a.plan)
         .bind(a.created_at.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, "email"))?;
+        if let Some(credit) = &new.initial_credit {
+            super::ledger::append_in(&mut tx, credit, super::ledger::new_entry_id(), a.created_at)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -80,5 +86,14 @@ impl AccountStore for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         super::get_u64(&row, "n")
+    }
+
+    async fn set_account_status(&self, id: &AccountId, status: AccountStatus) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

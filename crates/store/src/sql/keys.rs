@@ -37,19 +37,18 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
     })
 }
 
-/// Model lists are stored as newline-separated names: model names never contain newlines,
-/// and it keeps the store free of a JSON dependency.
-fn split_models(s: &str) -> Option<Vec<String>> {
+/// Model lists are stored comma-separated (configuration refuses commas in model names).
+pub(super) fn split_models(s: &str) -> Option<Vec<String>> {
     Some(
-        s.split('\n')
+        s.split(',')
             .filter(|m| !m.is_empty())
             .map(str::to_owned)
             .collect(),
     )
 }
 
-fn models_text(models: &Option<Vec<String>>) -> Option<String> {
-    models.as_ref().map(|m| m.join("\n"))
+pub(super) fn models_text(models: &Option<Vec<String>>) -> Option<String> {
+    models.as_ref().map(|m| m.join(","))
 }
 
 #[async_trait]
@@ -104,7 +103,20 @@ impl KeyStore for SqlStore {
         row.as_ref().map(key_from_row).transpose()
     }
 
+    async fn find_key(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = $1 AND k.deleted_at IS NULL"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
     async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<(ApiKeyRecord, Account)>> {
+        self.key_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sql = format!(
             "SELECT {KEY_COLUMNS}, {} FROM api_keys k JOIN accounts a ON a.id = k.account_id
              WHERE k.hash = $1 AND k.deleted_at IS NULL",

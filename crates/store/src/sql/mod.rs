@@ -4,6 +4,8 @@
 
 mod accounts;
 mod keys;
+mod ledger;
+mod plans;
 mod sessions;
 mod usage;
 
@@ -56,12 +58,20 @@ impl Backend {
 
 /// Migrations in order: version, name, SQLite text, Postgres text. Applied once each, in a
 /// transaction, recorded in `switchyard_migrations`; never edited once released.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-    include_str!("../../migrations/postgres/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+        include_str!("../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "money",
+        include_str!("../../migrations/sqlite/0002_money.sql"),
+        include_str!("../../migrations/postgres/0002_money.sql"),
+    ),
+];
 
 /// Postgres advisory lock id held while migrating, so nodes starting together take turns.
 const MIGRATION_LOCK_ID: i64 = 0x5359_4d49_4752;
@@ -74,6 +84,8 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// API key lookups by hash: each one is an auth-cache miss.
+    key_lookups: std::sync::atomic::AtomicU64,
 }
 
 /// Opens (creating a SQLite file and its folder if needed) and migrates the database.
@@ -109,7 +121,11 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
                 .await?
         }
     };
-    let store = SqlStore { pool, backend };
+    let store = SqlStore {
+        pool,
+        backend,
+        key_lookups: Default::default(),
+    };
     store.migrate().await?;
     Ok(store)
 }
@@ -117,6 +133,11 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
 impl SqlStore {
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// How many times a key was looked up by hash (auth-cache misses).
+    pub fn key_lookups(&self) -> u64 {
+        self.key_lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -1,9 +1,12 @@
 //! Usage log port on SQL: batched inserts in one transaction, paginated reads.
 
 use super::{get_u64, to_i64, SqlStore};
-use crate::ports::{Result, StoreError, UsagePage, UsageStore};
+use crate::ports::{Result, StoreError, UsageGroup, UsagePage, UsageStore, UsageTotal};
 use async_trait::async_trait;
-use domain::{AccountId, KeyId, Money, UnixMillis, UsageEvent, UsageId, UsageStatus};
+use domain::{
+    AccountId, KeyId, LedgerKind, Money, NewLedgerEntry, UnixMillis, UsageEvent, UsageId,
+    UsageStatus,
+};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -92,6 +95,18 @@ impl UsageStore for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
+        // Each event that cost something debits its account, in this same transaction.
+        for e in events.iter().filter(|e| e.cost > Money::ZERO) {
+            let debit = NewLedgerEntry {
+                account_id: e.account_id.clone(),
+                kind: LedgerKind::Usage,
+                amount: -e.cost,
+                reason: format!("{} {}", e.endpoint, e.public_model),
+                reference: Some(e.id.0.clone()),
+            };
+            super::ledger::append_in(&mut tx, &debit, super::ledger::new_entry_id(), e.created_at)
+                .await?;
+        }
         // One update per key in the batch, not per event.
         let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
         for e in events {
@@ -138,5 +153,54 @@ impl UsageStore for SqlStore {
             items,
             total: get_u64(&total_row, "n")?,
         })
+    }
+
+    async fn usage_totals(
+        &self,
+        account: &AccountId,
+        group: UsageGroup,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<UsageTotal>> {
+        let (key, order) = match group {
+            UsageGroup::Day => ("CAST(created_at / 86400000 AS TEXT)", "MIN(created_at)"),
+            UsageGroup::Model => ("public_model", "SUM(cost_nanos) DESC, MIN(created_at)"),
+            UsageGroup::Key => ("key_id", "SUM(cost_nanos) DESC, MIN(created_at)"),
+        };
+        let sql = format!(
+            "SELECT {key} AS grp, CAST(COUNT(*) AS BIGINT) AS requests,
+                    CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
+                    CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+                    CAST(SUM(cost_nanos) AS BIGINT) AS cost
+             FROM usage_events WHERE account_id = $1 AND created_at >= $2 AND created_at < $3
+             GROUP BY {key} ORDER BY {order}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(from.0)
+            .bind(to.0)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let raw: String = r.try_get("grp")?;
+            let group_name = match group {
+                UsageGroup::Day => {
+                    let day: i64 = raw
+                        .parse()
+                        .map_err(|_| StoreError::Backend(format!("bad day {raw}")))?;
+                    UnixMillis(day * 86_400_000).to_rfc3339()[..10].to_owned()
+                }
+                _ => raw,
+            };
+            out.push(UsageTotal {
+                group: group_name,
+                requests: get_u64(r, "requests")?,
+                input_tokens: get_u64(r, "input_tokens")?,
+                output_tokens: get_u64(r, "output_tokens")?,
+                cost: Money::from_nanos(r.try_get("cost")?),
+            });
+        }
+        Ok(out)
     }
 }

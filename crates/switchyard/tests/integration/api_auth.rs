@@ -155,8 +155,8 @@ async fn signup_validates_email_password_and_uniqueness() {
     assert!(msg.contains("password"), "names the missing field: {msg}");
     assert_eq!(
         app.account_count().await,
-        1,
-        "no partial accounts from bad input"
+        2,
+        "the admin and dave: no partial accounts from bad input"
     );
 }
 

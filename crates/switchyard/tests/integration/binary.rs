@@ -109,6 +109,71 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
         .json()
         .await
         .unwrap();
+    // A new account is on the free plan: its key sees the free plan's models.
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["fast", "embed"]);
+    assert_eq!(models["data"][1]["dimensions"], 768);
+
+    let data = dir.path().join("data");
+    assert!(data.join("switchyard.db").exists());
+    let secret = data.join("secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let first_secret = std::fs::read_to_string(&secret).unwrap();
+    sigterm(&gw.child).await;
+    assert!(gw.child.wait().await.unwrap().success());
+
+    // The operator moves the account to the developer plan with the CLI.
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "admin",
+            "set-plan",
+            "--email",
+            "new@example.com",
+            "--plan",
+            "developer",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now on the developer plan"));
+
+    // A restart keeps the secret, so existing keys and sessions keep working.
+    let gw2 = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), first_secret);
+    let r = client
+        .get(format!("{}/api/auth/me", gw2.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let models: Value = client
+        .get(format!("{}/v1/models", gw2.base))
+        .bearer_auth(key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -148,40 +213,6 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
             ("0.05", "0.00")
         ]
     );
-    assert_eq!(models["data"][5]["dimensions"], 768);
-
-    let data = dir.path().join("data");
-    assert!(data.join("switchyard.db").exists());
-    let secret = data.join("secret.key");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-    }
-    let first_secret = std::fs::read_to_string(&secret).unwrap();
-    sigterm(&gw.child).await;
-    assert!(gw.child.wait().await.unwrap().success());
-
-    // A restart keeps the secret, so existing keys and sessions keep working.
-    let gw2 = spawn_gateway(dir.path(), &["serve"], &[]).await;
-    assert_eq!(std::fs::read_to_string(&secret).unwrap(), first_secret);
-    let r = client
-        .get(format!("{}/api/auth/me", gw2.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = client
-        .get(format!("{}/v1/models", gw2.base))
-        .bearer_auth(key["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

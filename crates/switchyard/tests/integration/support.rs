@@ -12,6 +12,8 @@ use testkit::fake_openai::FakeOpenAi;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct-horse-battery";
+/// The administrator every test app starts with.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
 
 pub struct TestApp {
     pub base: String,
@@ -49,6 +51,9 @@ pub fn config_toml(db_url: &str, data_dir: &str, fake: &str, first_byte_timeout:
         r#"
 data_dir = "{data_dir}"
 secret_key = "test-secret-test-secret-test-secret-0123"
+[bootstrap]
+admin_email = "{ADMIN_EMAIL}"
+admin_password = "{PASSWORD}"
 [server]
 max_body_bytes = 65536
 shutdown_grace_secs = 10
@@ -177,6 +182,11 @@ impl TestApp {
     }
 
     pub async fn signup(&self, email: &str) -> String {
+        self.signup_with_id(email).await.0
+    }
+
+    /// Signs up; returns the access token and the account id.
+    pub async fn signup_with_id(&self, email: &str) -> (String, String) {
         let r = self
             .client
             .post(self.url("/api/auth/signup"))
@@ -186,7 +196,64 @@ impl TestApp {
             .unwrap();
         assert_eq!(r.status(), 201, "signup of {email}");
         let body: Value = r.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["user"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A fresh administrator access token.
+    pub async fn admin_token(&self) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({ "email": ADMIN_EMAIL, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "admin login");
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// An admin call; returns status and body.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let token = self.admin_token().await;
+        let r = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn set_plan(&self, account_id: &str, plan: &str) {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::PATCH,
+                &format!("/api/admin/accounts/{account_id}"),
+                json!({ "plan": plan }),
+            )
+            .await;
+        assert_eq!((status, body["plan"].as_str()), (200, Some(plan)), "{body}");
+    }
+
+    /// Adds (or with a negative amount, deducts) credit as an administrator.
+    pub async fn credit(&self, account_id: &str, amount: &str) {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/admin/accounts/{account_id}/credits"),
+                json!({ "amount_usd": amount, "reason": "test" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
     }
 
     pub async fn create_key(&self, token: &str, body: Value) -> Value {
@@ -202,9 +269,11 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
-    /// A new user with one unrestricted key: (session token, key secret).
+    /// A new user on the `team` plan (every model, 1000 RPM) with one unrestricted key:
+    /// (session token, key secret).
     pub async fn user_with_key(&self, email: &str) -> (String, String) {
-        let token = self.signup(email).await;
+        let (token, id) = self.signup_with_id(email).await;
+        self.set_plan(&id, "team").await;
         let key = self.create_key(&token, json!({ "name": "test" })).await;
         (token, key["key"].as_str().unwrap().to_owned())
     }

@@ -1,6 +1,8 @@
 //! The JSON API for people and the dashboard: accounts, keys, usage.
 
+pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod keys;
 pub mod usage;
 

@@ -50,3 +50,62 @@ pub async fn list(
         offset,
     }))
 }
+
+#[derive(serde::Deserialize)]
+pub struct SummaryQuery {
+    group_by: String,
+    /// RFC 3339; default: the start of the current month.
+    from: Option<String>,
+    /// RFC 3339; default: now.
+    to: Option<String>,
+}
+
+/// `GET /api/usage/summary?group_by=day|model|key&from&to`.
+pub async fn summary(
+    State(engine): State<Arc<Engine>>,
+    Session(account): Session,
+    Query(q): Query<SummaryQuery>,
+) -> ApiResult<Json<Value>> {
+    use domain::{ErrorCode, Money, UnixMillis};
+    use engine::usage::UsageGroup;
+    let bad = |m: String| crate::error::ErrorResponse::new(ErrorCode::InvalidBody, m);
+    let group = match q.group_by.as_str() {
+        "day" => UsageGroup::Day,
+        "model" => UsageGroup::Model,
+        "key" => UsageGroup::Key,
+        other => {
+            return Err(bad(format!(
+                "`group_by` must be day, model or key, not `{other}`"
+            )))
+        }
+    };
+    let time = |name: &str, v: Option<String>, default: UnixMillis| match v {
+        None => Ok(default),
+        Some(s) => UnixMillis::parse_rfc3339(&s)
+            .ok_or_else(|| bad(format!("`{name}` must be an RFC 3339 time"))),
+    };
+    let now = UnixMillis::now();
+    let from = time("from", q.from, now.month_start())?;
+    let to = time("to", q.to, now.plus_secs(1))?;
+    let totals = engine.usage_totals(&account.id, group, from, to).await?;
+    let total_cost: Money = totals.iter().map(|t| t.cost).sum();
+    let items: Vec<Value> = totals
+        .iter()
+        .map(|t| {
+            json!({
+                "group": t.group,
+                "requests": t.requests,
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
+                "cost_usd": t.cost,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "group_by": q.group_by,
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "items": items,
+        "total_cost_usd": total_cost,
+    })))
+}

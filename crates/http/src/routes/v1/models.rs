@@ -1,9 +1,10 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: OpenAI's shape, only what the key may use,
 //! with context length and prices as extra fields.
 
-use crate::error::ApiResult;
+use crate::error::{rate_headers, ApiResult};
 use crate::extract::ApiKeyAuth;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::catalog::ModelKind;
 use domain::PublicModel;
@@ -31,20 +32,29 @@ fn model_json(m: &PublicModel) -> Value {
     })
 }
 
-pub async fn list(State(engine): State<Arc<Engine>>, ApiKeyAuth(auth): ApiKeyAuth) -> Json<Value> {
+/// Adds the key's current rate-limit view (listing models consumes none of it).
+fn with_rate(engine: &Engine, auth: &engine::auth::Authenticated, body: Value) -> Response {
+    let mut resp = Json(body).into_response();
+    if let Some(rate) = engine.rate_view(auth) {
+        rate_headers(resp.headers_mut(), &rate);
+    }
+    resp
+}
+
+pub async fn list(State(engine): State<Arc<Engine>>, ApiKeyAuth(auth): ApiKeyAuth) -> Response {
     let data: Vec<Value> = engine
         .models_for(&auth)
         .iter()
         .map(|m| model_json(m))
         .collect();
-    Json(json!({ "object": "list", "data": data }))
+    with_rate(&engine, &auth, json!({ "object": "list", "data": data }))
 }
 
 pub async fn get(
     State(engine): State<Arc<Engine>>,
     ApiKeyAuth(auth): ApiKeyAuth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let model = engine.model_for(&auth, &id)?;
-    Ok(Json(model_json(&model)))
+    Ok(with_rate(&engine, &auth, model_json(&model)))
 }

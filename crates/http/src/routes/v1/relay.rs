@@ -1,7 +1,7 @@
 //! `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`: the relayed endpoints.
 //! The body goes to the engine as bytes; streams go out as SSE, unbuffered.
 
-use crate::error::ApiResult;
+use crate::error::{rate_headers, ApiResult};
 use crate::extract::{ApiKeyAuth, JsonBytes};
 use axum::body::Body;
 use axum::extract::State;
@@ -27,12 +27,21 @@ async fn relay(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let relayed = engine.relay(&auth.0, endpoint, &body.0, request_id).await?;
-    let (mut resp, provider) = match relayed {
-        Relayed::Complete { body, provider } => (
+    let (mut resp, provider, rate) = match relayed {
+        Relayed::Complete {
+            body,
+            provider,
+            rate,
+        } => (
             ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             provider,
+            rate,
         ),
-        Relayed::Stream { events, provider } => (
+        Relayed::Stream {
+            events,
+            provider,
+            rate,
+        } => (
             (
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),
@@ -43,10 +52,14 @@ async fn relay(
             )
                 .into_response(),
             provider,
+            rate,
         ),
     };
     if let Ok(v) = HeaderValue::from_str(&provider) {
         resp.headers_mut().insert(PROVIDER_HEADER, v);
+    }
+    if let Some(rate) = &rate {
+        rate_headers(resp.headers_mut(), rate);
     }
     Ok(resp)
 }
