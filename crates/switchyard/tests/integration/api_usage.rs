@@ -43,3 +43,52 @@ async fn usage_is_paginated_newest_first_and_private_to_its_owner() {
     let (status, _) = app.get_json("/api/usage?limit=lots", &alice).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn usage_summary_totals_by_model_day_and_key() {
+    let app = TestApp::start().await;
+    let (token, key) = app.user_with_key("sum@example.com").await;
+    for model in ["fast", "pro", "pro"] {
+        assert_eq!(app.chat(&key, chat_body(model)).await.status(), 200);
+    }
+    app.usage_events(&token, 3).await;
+    let (status, by_model) = app
+        .get_json("/api/usage/summary?group_by=model", &token)
+        .await;
+    assert_eq!(status, 200);
+    let items = by_model["items"].as_array().unwrap();
+    assert_eq!(
+        (
+            items[0]["group"].as_str(),
+            items[0]["requests"].as_u64(),
+            items[0]["cost_usd"].as_str()
+        ),
+        (Some("pro"), Some(2), Some("0.000032"))
+    );
+    assert_eq!(
+        (items[1]["group"].as_str(), items[1]["cost_usd"].as_str()),
+        (Some("fast"), Some("0.0000032"))
+    );
+    assert_eq!(by_model["total_cost_usd"], "0.0000352");
+    let (_, by_day) = app
+        .get_json("/api/usage/summary?group_by=day", &token)
+        .await;
+    let today = domain::UnixMillis::now().to_rfc3339()[..10].to_owned();
+    assert_eq!(by_day["items"][0]["group"], today);
+    assert_eq!(by_day["items"][0]["input_tokens"], 33);
+    let (_, by_key) = app
+        .get_json("/api/usage/summary?group_by=key", &token)
+        .await;
+    assert_eq!(by_key["items"].as_array().unwrap().len(), 1);
+    let (status, _) = app
+        .get_json("/api/usage/summary?group_by=week", &token)
+        .await;
+    assert_eq!(status, 400);
+    let (_, past) = app
+        .get_json(
+            "/api/usage/summary?group_by=model&from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z",
+            &token,
+        )
+        .await;
+    assert_eq!(past["items"], serde_json::json!([]));
+}

@@ -4,12 +4,16 @@
 
 mod support;
 
+mod api_admin;
 mod api_auth;
+mod api_billing;
 mod api_keys;
+mod api_stripe;
 mod api_usage;
 mod binary;
 mod errors;
 mod health;
+mod limits;
 mod postgres;
 mod sdk_openai;
 mod v1_models;

@@ -352,3 +352,81 @@ pub async fn assert_error(r: Response, status: u16, code: &str) -> String {
     assert!(!message.is_empty());
     message
 }
+
+impl TestApp {
+    /// Waits until the usage writer has written everything queued.
+    pub async fn flushed(&self) {
+        for _ in 0..500 {
+            let r = self
+                .client
+                .get(self.url("/health/ready"))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = r.json().await.unwrap();
+            if body["usage_queue"] == 0 {
+                // One more beat: the writer may hold a batch it took from the queue.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("usage queue never drained");
+    }
+
+    /// The money invariant, checked after every money scenario: nothing reserved, and every
+    /// balance equals the sum of its ledger.
+    pub async fn assert_money_sound(&self, token: &str) {
+        self.flushed().await;
+        let (_, balance) = self.get_json("/api/billing/balance", token).await;
+        assert_eq!(
+            balance["reserved_usd"], "0.00",
+            "no reservation left: {balance}"
+        );
+        let (status, verify) = self
+            .admin(
+                reqwest::Method::GET,
+                "/api/admin/ledger/verify",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(verify["ok"], true, "balance == sum of ledger: {verify}");
+    }
+
+    pub async fn balance(&self, token: &str) -> Value {
+        let (status, body) = self.get_json("/api/billing/balance", token).await;
+        assert_eq!(status, 200);
+        body
+    }
+}
+
+/// Runs an async test body on SQLite and on Postgres.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let opts = $crate::support::Options {
+                    kind: testkit::db::Kind::Sqlite,
+                    ..Default::default()
+                };
+                let app = $crate::support::TestApp::with(opts).await.unwrap();
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let opts = $crate::support::Options {
+                    kind: testkit::db::Kind::Postgres,
+                    ..Default::default()
+                };
+                let Some(app) = $crate::support::TestApp::with(opts).await else {
+                    return;
+                };
+                ($body)(app).await;
+            }
+        }
+    };
+}
