@@ -10,9 +10,6 @@ use domain::{ApiError, UnixMillis, UsageEvent, UsageId, UsageStatus};
 use protocol::openai::TokenUsage;
 use std::time::Instant;
 
-/// Rough characters per token, for estimates when an upstream reports no usage.
-const CHARS_PER_TOKEN: u64 = 4;
-
 /// How a request ended, for its usage event.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -46,10 +43,10 @@ pub struct Meter {
     price: ModelPrice,
     /// Usage the upstream reported, if it did.
     reported: Option<TokenUsage>,
-    /// Request size in characters, for an input estimate.
-    prompt_chars: u64,
-    /// Output characters relayed so far, for an output estimate.
-    output_chars: u64,
+    /// The request body sent upstream, to count prompt tokens if no usage arrives.
+    prompt: bytes::Bytes,
+    /// Generated text relayed so far, to count output tokens if no usage arrives.
+    output: crate::tokens::OutputSample,
     /// Rate limits passed and credit reserved; settled with the cost.
     admission: Option<Admission>,
 }
@@ -88,8 +85,8 @@ impl Meter {
             started: Instant::now(),
             price: ModelPrice::default(),
             reported: None,
-            prompt_chars: 0,
-            output_chars: 0,
+            prompt: bytes::Bytes::new(),
+            output: crate::tokens::OutputSample::default(),
             admission: None,
         }
     }
@@ -115,22 +112,25 @@ impl Meter {
         provider: &str,
         upstream_model: &str,
         price: ModelPrice,
-        prompt_chars: u64,
     ) {
         if let Some(e) = &mut self.event {
             e.provider = provider.to_owned();
             e.upstream_model = upstream_model.to_owned();
         }
         self.price = price;
-        self.prompt_chars = prompt_chars;
+    }
+
+    /// The body as sent upstream (shared, not copied).
+    pub(crate) fn set_prompt(&mut self, body: bytes::Bytes) {
+        self.prompt = body;
     }
 
     pub(crate) fn observe_usage(&mut self, usage: TokenUsage) {
         self.reported = Some(usage);
     }
 
-    pub(crate) fn observe_output_chars(&mut self, chars: u64) {
-        self.output_chars += chars;
+    pub(crate) fn observe_output(&mut self, text: &str) {
+        self.output.push(text);
     }
 
     pub(crate) fn usage_seen(&self) -> bool {
@@ -150,10 +150,11 @@ impl Meter {
             (Some(u), _) => (u, false),
             // Nothing reached the upstream or came back: nothing to bill.
             (None, UsageStatus::Error) => (TokenUsage::default(), false),
+            // Counted with the tokenizer, and marked as such.
             (None, _) => (
                 TokenUsage {
-                    input: self.prompt_chars.div_ceil(CHARS_PER_TOKEN),
-                    output: self.output_chars.div_ceil(CHARS_PER_TOKEN),
+                    input: crate::tokens::count(&protocol::openai::prompt_text(&self.prompt)),
+                    output: self.output.tokens(),
                     cached: 0,
                 },
                 true,

@@ -14,6 +14,7 @@ pub mod payments;
 pub mod plans;
 pub mod relay;
 pub mod tasks;
+pub mod tokens;
 pub mod usage;
 pub mod wallet;
 

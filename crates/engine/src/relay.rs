@@ -101,7 +101,7 @@ impl Engine {
         if let Some(usage) = answer.usage {
             meter.observe_usage(usage);
         }
-        meter.observe_output_chars(answer.generated_chars);
+        meter.observe_output(&answer.generated_text);
         let rate = meter.rate();
         meter.finish(Finish::ok());
         Ok(Relayed::Complete {
@@ -149,12 +149,7 @@ impl Engine {
             .ok_or_else(unavailable)?;
         let prompt_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
         let price = model.price_for(deployment);
-        meter.set_deployment(
-            &deployment.provider.0,
-            &deployment.upstream_model,
-            price,
-            prompt_bytes,
-        );
+        meter.set_deployment(&deployment.provider.0, &deployment.upstream_model, price);
         // The worst case: every body byte a prompt token (a BPE token covers at least one
         // byte, and the JSON around each message outweighs the chat template), and the
         // most output the request allows.
@@ -167,12 +162,17 @@ impl Engine {
         let worst = price.cost(prompt_bytes, 0, max_output);
         let plan = self.plan_of(&auth.account().plan)?;
         meter.admitted(self.admit(auth, &plan, worst).await?);
-        let body = openai::upstream_body(&mut obj, &facts, &deployment.upstream_model);
+        let body = Bytes::from(openai::upstream_body(
+            &mut obj,
+            &facts,
+            &deployment.upstream_model,
+        ));
+        meter.set_prompt(body.clone());
         Ok(Prepared {
             facts,
             provider: deployment.provider.0.clone(),
             upstream: upstream.clone(),
-            body: Bytes::from(body),
+            body,
         })
     }
 }
@@ -298,12 +298,12 @@ impl RelayStream {
             if self.meter.is_none() {
                 return;
             }
-            let (action, usage, chars) = self.rewriter.rewrite(&frame);
+            let (action, usage, text) = self.rewriter.rewrite(&frame);
             if let Some(m) = &mut self.meter {
                 if let Some(u) = usage {
                     m.observe_usage(u);
                 }
-                m.observe_output_chars(chars);
+                m.observe_output(&text);
             }
             match action {
                 ChunkAction::Forward(b) => self.pending.push_back(b),

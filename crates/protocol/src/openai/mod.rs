@@ -6,7 +6,7 @@ mod stream;
 mod usage;
 
 pub use error::{error_body, UpstreamErrorBody};
-pub use stream::{generated_chars, ChunkAction, ChunkRewriter};
+pub use stream::{generated_text, ChunkAction, ChunkRewriter};
 pub use usage::TokenUsage;
 
 use crate::json::RawObject;
@@ -102,6 +102,40 @@ impl RequestFacts {
     }
 }
 
+/// The text a request sends the model: message contents (strings or text parts), `prompt`,
+/// `input`, and tool definitions as written. Used to count prompt tokens when an upstream
+/// reports none.
+pub fn prompt_text(body: &[u8]) -> String {
+    fn collect(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            serde_json::Value::Object(map) => {
+                if let Some(t) = map.get("text") {
+                    collect(t, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return out;
+    };
+    for m in v["messages"].as_array().into_iter().flatten() {
+        collect(&m["content"], &mut out);
+    }
+    collect(&v["prompt"], &mut out);
+    collect(&v["input"], &mut out);
+    if let Some(tools) = v.get("tools") {
+        out.push_str(&tools.to_string());
+    }
+    out
+}
+
 /// Prepares a client body for an upstream: the upstream's model name, and for streams the
 /// usage chunk requested so the gateway always learns the token counts.
 pub fn upstream_body(body: &mut RawObject, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
@@ -121,8 +155,8 @@ pub struct ClientResponse {
     pub body: Vec<u8>,
     /// The usage the upstream reported, if any.
     pub usage: Option<TokenUsage>,
-    /// Characters of generated text, for an estimate when `usage` is missing.
-    pub generated_chars: u64,
+    /// The generated text, for a token count when `usage` is missing.
+    pub generated_text: String,
 }
 
 /// Rewrites a non-streaming response for the client: `model` shows the public name. `None`
@@ -130,14 +164,14 @@ pub struct ClientResponse {
 pub fn client_response(body: &[u8], public_model: &str) -> Option<ClientResponse> {
     let mut obj = RawObject::parse(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
-    let generated_chars = generated_chars(&obj);
+    let generated_text = generated_text(&obj);
     if obj.contains("model") {
         obj.set("model", public_model);
     }
     Some(ClientResponse {
         body: obj.to_vec(),
         usage,
-        generated_chars,
+        generated_text,
     })
 }
 
@@ -195,6 +229,14 @@ mod tests {
     }
 
     #[test]
+    fn prompt_text_gathers_what_the_model_reads() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        assert_eq!(prompt_text(body), "Be brief.\nHi\n");
+        assert_eq!(prompt_text(br#"{"model":"e","input":["a","b"]}"#), "a\nb\n");
+        assert_eq!(prompt_text(b"nope"), "");
+    }
+
+    #[test]
     fn client_response_shows_public_model_and_reads_usage() {
         let r = client_response(
             br#"{"id":"x","model":"gemma3","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
@@ -213,7 +255,7 @@ mod tests {
                 cached: 0
             })
         );
-        assert_eq!(r.generated_chars, 3);
+        assert_eq!(r.generated_text, "Hey");
         assert!(client_response(b"<html>", "fast").is_none());
     }
 }

@@ -34,19 +34,23 @@ impl ChunkRewriter {
         }
     }
 
-    /// Rewrites one frame; returns the action, any usage the frame carried, and how many
-    /// characters of generated text it held (for estimates when no usage ever arrives).
-    pub fn rewrite(&self, frame: &SseFrame) -> (ChunkAction, Option<TokenUsage>, u64) {
+    /// Rewrites one frame; returns the action, any usage the frame carried, and the text it
+    /// generated (for a token count when no usage ever arrives).
+    pub fn rewrite(&self, frame: &SseFrame) -> (ChunkAction, Option<TokenUsage>, String) {
         let Some(data) = frame.data.as_deref() else {
-            return (ChunkAction::Forward(frame.raw.clone()), None, 0);
+            return (ChunkAction::Forward(frame.raw.clone()), None, String::new());
         };
         if data.trim() == "[DONE]" {
-            return (ChunkAction::Done(data_frame(b"[DONE]")), None, 0);
+            return (
+                ChunkAction::Done(data_frame(b"[DONE]")),
+                None,
+                String::new(),
+            );
         }
         let Ok(mut chunk) = RawObject::parse(data.as_bytes()) else {
-            return (ChunkAction::Forward(frame.raw.clone()), None, 0);
+            return (ChunkAction::Forward(frame.raw.clone()), None, String::new());
         };
-        let chars = generated_chars(&chunk);
+        let chars = generated_text(&chunk);
         let usage = chunk.get("usage").and_then(TokenUsage::from_raw);
         if self.strip_usage && chunk.contains("usage") {
             let no_choices = chunk.get("choices").is_none_or(|c| c.get().trim() == "[]");
@@ -100,30 +104,35 @@ struct Function<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-/// Characters of generated text in a chunk or a whole response: content, reasoning, tool
-/// names and arguments (chat `delta` or `message`), or `text` (completions).
-pub fn generated_chars(chunk: &RawObject) -> u64 {
+/// The generated text in a chunk or a whole response: content, reasoning, tool names and
+/// arguments (chat `delta` or `message`), or `text` (completions).
+pub fn generated_text(chunk: &RawObject) -> String {
+    let mut out = String::new();
     let Ok(Some(choices)) = chunk.get_as::<Vec<Choice<'_>>>("choices") else {
-        return 0;
+        return out;
     };
-    let len = |s: &Option<Cow<'_, str>>| s.as_ref().map_or(0, |s| s.chars().count() as u64);
-    choices
-        .iter()
-        .map(|c| {
-            let delta = c.delta.as_ref().or(c.message.as_ref()).map_or(0, |d| {
-                len(&d.content)
-                    + len(&d.reasoning_content)
-                    + d.tool_calls.as_ref().map_or(0, |calls| {
-                        calls
-                            .iter()
-                            .filter_map(|t| t.function.as_ref())
-                            .map(|f| len(&f.name) + len(&f.arguments))
-                            .sum()
-                    })
-            });
-            delta + len(&c.text)
-        })
-        .sum()
+    let mut push = |s: &Option<Cow<'_, str>>| {
+        if let Some(s) = s {
+            out.push_str(s);
+        }
+    };
+    for c in &choices {
+        if let Some(d) = c.delta.as_ref().or(c.message.as_ref()) {
+            push(&d.content);
+            push(&d.reasoning_content);
+            for f in d
+                .tool_calls
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref())
+            {
+                push(&f.name);
+                push(&f.arguments);
+            }
+        }
+        push(&c.text);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -144,7 +153,7 @@ mod tests {
         ));
         let r = ChunkRewriter::new("fast", false);
         let (a0, u0, c0) = r.rewrite(&f[0]);
-        assert_eq!(c0, 2);
+        assert_eq!(c0, "Hi");
         assert_eq!(
             a0,
             ChunkAction::Forward(Bytes::from_static(

@@ -137,7 +137,7 @@ async fn an_upstream_dying_mid_stream_ends_with_an_error_event_and_bills_what_wa
     assert_eq!(e["estimated"], true);
     assert_eq!(
         e["output_tokens"],
-        WORDS[..2].concat().len().div_ceil(4) as u64
+        engine::tokens::count(&WORDS[..2].concat())
     );
     assert_eq!(e["error_code"], "upstream_error");
 }
