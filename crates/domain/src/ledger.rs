@@ -49,6 +49,8 @@ pub struct LedgerEntry {
     pub amount: Money,
     /// The balance right after this entry.
     pub balance_after: Money,
+    /// The account's balance version right after this entry (it counts balance changes).
+    pub balance_version: i64,
     pub reason: String,
     /// What the entry is about: a usage event id, a payment id. Top-up references are unique,
     /// which makes crediting a payment idempotent.

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api_key;
 pub mod catalog;
+pub mod change;
 pub mod error;
 pub mod ids;
 pub mod ledger;
@@ -16,6 +17,7 @@ pub mod usage;
 pub use account::{Account, AccountStatus, Email, Role};
 pub use api_key::{ApiKeyRecord, ApiKeySecret, KeyHash};
 pub use catalog::{Catalog, Deployment, ModelPrice, ProviderId, PublicModel};
+pub use change::{Change, ChangeKind};
 pub use error::{ApiError, ErrorCode};
 pub use ids::{AccountId, KeyId, UsageId};
 pub use ledger::{LedgerEntry, LedgerKind, NewLedgerEntry};

@@ -63,6 +63,7 @@ impl Engine {
             return Err(ApiError::new(ErrorCode::NotFound, "no such account"));
         }
         self.keys.invalidate_account(id);
+        self.publish(domain::ChangeKind::Account(id.clone())).await;
         self.account(id).await
     }
 
@@ -81,6 +82,7 @@ impl Engine {
             return Err(ApiError::new(ErrorCode::NotFound, "no such account"));
         }
         self.keys.invalidate_account(id);
+        self.publish(domain::ChangeKind::Account(id.clone())).await;
         self.account(id).await
     }
 
@@ -122,6 +124,8 @@ impl Engine {
             .await
             .map_err(|e| internal("updating a key", e))?;
         self.keys.invalidate_key(&key.hash.0);
+        self.publish(domain::ChangeKind::Key(key.hash.clone()))
+            .await;
         Ok(key)
     }
 }

@@ -71,7 +71,16 @@ impl Engine {
             })
             .await;
         match result {
-            Ok(entry) => Ok(entry),
+            Ok(Some(entry)) => {
+                self.publish(domain::ChangeKind::Credit {
+                    account: entry.account_id.clone(),
+                    amount: entry.amount,
+                    version: entry.balance_version,
+                })
+                .await;
+                Ok(Some(entry))
+            }
+            Ok(None) => Ok(None),
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(internal("writing the ledger", e)),
         }

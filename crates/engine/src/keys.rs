@@ -114,6 +114,8 @@ impl Engine {
             .await
             .map_err(|e| internal("updating a key", e))?;
         self.keys.invalidate_key(&key.hash.0);
+        self.publish(domain::ChangeKind::Key(key.hash.clone()))
+            .await;
         Ok(key)
     }
 
@@ -125,6 +127,8 @@ impl Engine {
             .await
             .map_err(|e| internal("deleting a key", e))?;
         self.keys.invalidate_key(&key.hash.0);
+        self.publish(domain::ChangeKind::Key(key.hash.clone()))
+            .await;
         if deleted {
             Ok(())
         } else {

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod auth;
 pub mod billing;
 pub mod credits;
+pub mod feed;
 pub mod keys;
 pub mod models;
 pub mod payments;
@@ -42,6 +43,8 @@ pub struct EngineSettings {
     pub min_balance: domain::Money,
     /// Card payments, when configured.
     pub stripe: Option<payments::StripeSettings>,
+    /// How often changes made by other processes are picked up.
+    pub change_poll: Duration,
 }
 
 impl Default for EngineSettings {
@@ -54,6 +57,7 @@ impl Default for EngineSettings {
             pepper: Vec::new(),
             min_balance: domain::Money::from_nanos(1_000_000),
             stripe: None,
+            change_poll: Duration::from_secs(1),
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct Engine {
     pub(crate) limiters: admission::Limiters,
     /// Outbound HTTP that is not a model upstream (payments).
     pub(crate) http: reqwest::Client,
+    /// This process's id in the change feed.
+    pub(crate) node_id: String,
+    pub(crate) feed: feed::Feed,
     pub(crate) usage: usage::UsageSink,
     pub(crate) tasks: tasks::Tasks,
     pub(crate) settings: EngineSettings,
@@ -85,7 +92,7 @@ impl Engine {
         let plans = plans::PlanBook::load(store.as_ref()).await?;
         let tasks = tasks::Tasks::new();
         let usage = usage::UsageSink::start(store.clone(), &tasks, settings.usage_batch_size);
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
             store,
             catalog,
             upstreams,
@@ -94,10 +101,14 @@ impl Engine {
             wallets: wallet::Wallets::default(),
             limiters: admission::Limiters::default(),
             http: reqwest::Client::new(),
+            node_id: domain::UsageId::generate().0,
+            feed: feed::Feed::default(),
             usage,
             tasks,
             settings,
-        }))
+        });
+        engine.start_feed(engine.settings.change_poll);
+        Ok(engine)
     }
 
     pub fn catalog(&self) -> &Catalog {

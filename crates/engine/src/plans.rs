@@ -25,6 +25,14 @@ impl PlanBook {
         self.plans.read().ok()?.get(name).cloned()
     }
 
+    /// Takes over another book's plans (a reload).
+    pub(crate) fn replace(&self, other: PlanBook) {
+        let fresh = other.plans.into_inner().unwrap_or_default();
+        if let Ok(mut map) = self.plans.write() {
+            *map = fresh;
+        }
+    }
+
     fn put(&self, plan: Plan) {
         if let Ok(mut map) = self.plans.write() {
             map.insert(plan.name.clone(), Arc::new(plan));
@@ -101,6 +109,7 @@ impl Engine {
             .map_err(|e| internal("saving a plan", e))?;
         let name = plan.name.clone();
         self.plans.put(plan);
+        self.publish(domain::ChangeKind::Plans).await;
         self.plans
             .get(&name)
             .ok_or_else(|| internal("saving a plan", "vanished"))

@@ -38,6 +38,8 @@ impl WalletState {
 #[derive(Debug)]
 pub struct Wallet {
     state: Mutex<WalletState>,
+    /// The account's balance version when loaded: ledger entries up to it are included.
+    loaded_version: i64,
 }
 
 /// Why credit could not be reserved.
@@ -187,6 +189,7 @@ impl Wallets {
                     month: now.month_start(),
                     month_spend: snap.month_spend,
                 }),
+                loaded_version: snap.version,
             })
         });
         Ok(wallet.clone())
@@ -233,6 +236,24 @@ impl Wallets {
             }
         }
         Ok(out)
+    }
+}
+
+impl Wallets {
+    /// Applies a ledger entry written by another process, unless this wallet was loaded
+    /// after it (then its balance already includes it).
+    pub async fn apply_foreign(&self, account: &AccountId, amount: Money, version: i64) {
+        let _gate = self.gate.write().await;
+        if let Some(w) = self
+            .accounts
+            .read()
+            .ok()
+            .and_then(|m| m.get(account).cloned())
+        {
+            if version > w.loaded_version {
+                w.credit(amount);
+            }
+        }
     }
 }
 

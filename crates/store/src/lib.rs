@@ -6,7 +6,7 @@ mod ports;
 mod sql;
 
 pub use ports::{
-    AccountStore, KeyStore, LedgerMismatch, LedgerStore, MoneySnapshot, NewAccount, PlanStore,
-    SessionStore, Store, StoreError, UsageGroup, UsagePage, UsageStore, UsageTotal,
+    AccountStore, ChangeStore, KeyStore, LedgerMismatch, LedgerStore, MoneySnapshot, NewAccount,
+    PlanStore, SessionStore, Store, StoreError, UsageGroup, UsagePage, UsageStore, UsageTotal,
 };
 pub use sql::{connect, Backend, SqlStore};

@@ -132,6 +132,8 @@ pub trait PlanStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoneySnapshot {
     pub balance: Money,
+    /// The balance version read together with the balance.
+    pub version: i64,
     /// Usage debits since the start of the month asked about.
     pub month_spend: Money,
 }
@@ -175,10 +177,19 @@ pub trait LedgerStore: Send + Sync {
     async fn list_accounts(&self, limit: u32, offset: u64) -> Result<(Vec<(Account, Money)>, u64)>;
 }
 
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
+    async fn record_change(&self, change: &domain::Change) -> Result<()>;
+    /// Changes made at or after `since`, oldest first.
+    async fn changes_since(&self, since: UnixMillis) -> Result<Vec<domain::Change>>;
+    /// Deletes changes older than `before`.
+    async fn prune_changes(&self, before: UnixMillis) -> Result<()>;
+}
+
 /// Everything the engine needs from storage.
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + KeyStore + UsageStore + PlanStore + LedgerStore
+    AccountStore + SessionStore + KeyStore + UsageStore + PlanStore + LedgerStore + ChangeStore
 {
     /// Checks the backend answers (readiness).
     async fn ping(&self) -> Result<()>;

@@ -7,8 +7,8 @@ use domain::{
 };
 use domain::{LedgerKind, NewLedgerEntry};
 use store::{
-    AccountStore, KeyStore, LedgerStore, NewAccount, PlanStore, SessionStore, SqlStore, Store,
-    StoreError, UsageGroup, UsageStore,
+    AccountStore, ChangeStore, KeyStore, LedgerStore, NewAccount, PlanStore, SessionStore,
+    SqlStore, Store, StoreError, UsageGroup, UsageStore,
 };
 use testkit::db::{Kind, TestDb};
 
@@ -433,5 +433,70 @@ on_every_backend!(
         assert_eq!(total, 1);
         assert_eq!(items[0].0.plan, "pro");
         assert_eq!(items[0].1, Money::ZERO);
+    }
+);
+
+on_every_backend!(
+    the_change_feed_round_trips_and_balance_versions_count_entries,
+    |s: SqlStore| async move {
+        use domain::{Change, ChangeKind, KeyHash};
+        let mut a = account("feed@example.com");
+        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        s.create_account(&a).await.unwrap();
+        let id = a.account.id.clone();
+        assert_eq!(
+            s.account_money(&id, UnixMillis(0)).await.unwrap().version,
+            1
+        );
+        let written = s
+            .append_ledger(&[credit(&id, LedgerKind::Grant, "2", None)], UnixMillis(10))
+            .await
+            .unwrap();
+        assert_eq!(written[0].balance_version, 2);
+        assert_eq!(
+            s.account_money(&id, UnixMillis(0)).await.unwrap().version,
+            2
+        );
+
+        let changes = vec![
+            Change {
+                id: "c1".into(),
+                origin: "n1".into(),
+                kind: ChangeKind::Key(KeyHash("h".into())),
+                created_at: UnixMillis(100),
+            },
+            Change {
+                id: "c2".into(),
+                origin: "n1".into(),
+                kind: ChangeKind::Account(id.clone()),
+                created_at: UnixMillis(200),
+            },
+            Change {
+                id: "c3".into(),
+                origin: "n2".into(),
+                kind: ChangeKind::Plans,
+                created_at: UnixMillis(300),
+            },
+            Change {
+                id: "c4".into(),
+                origin: "n2".into(),
+                kind: ChangeKind::Credit {
+                    account: id.clone(),
+                    amount: m("-2.5"),
+                    version: 7,
+                },
+                created_at: UnixMillis(400),
+            },
+        ];
+        for c in &changes {
+            s.record_change(c).await.unwrap();
+        }
+        assert_eq!(s.changes_since(UnixMillis(0)).await.unwrap(), changes);
+        assert_eq!(
+            s.changes_since(UnixMillis(300)).await.unwrap(),
+            changes[2..].to_vec()
+        );
+        s.prune_changes(UnixMillis(250)).await.unwrap();
+        assert_eq!(s.changes_since(UnixMillis(0)).await.unwrap().len(), 2);
     }
 );

@@ -20,6 +20,8 @@ fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry> {
             .ok_or_else(|| StoreError::Backend(format!("bad ledger kind {kind}")))?,
         amount: Money::from_nanos(row.try_get("amount_nanos")?),
         balance_after: Money::from_nanos(row.try_get("balance_after_nanos")?),
+        // Not stored per entry; only the write path reports it.
+        balance_version: 0,
         reason: row.try_get("reason")?,
         reference: row.try_get("reference")?,
         created_at: UnixMillis(row.try_get("created_at")?),
@@ -34,13 +36,15 @@ pub(super) async fn append_in(
     now: UnixMillis,
 ) -> std::result::Result<LedgerEntry, sqlx::Error> {
     let row = sqlx::query(
-        "UPDATE accounts SET balance_nanos = balance_nanos + $1 WHERE id = $2 RETURNING balance_nanos",
+        "UPDATE accounts SET balance_nanos = balance_nanos + $1, balance_version = balance_version + 1
+         WHERE id = $2 RETURNING balance_nanos, balance_version",
     )
     .bind(e.amount.nanos())
     .bind(e.account_id.as_str())
     .fetch_one(&mut *conn)
     .await?;
     let balance_after = Money::from_nanos(row.try_get("balance_nanos")?);
+    let balance_version: i64 = row.try_get("balance_version")?;
     sqlx::query(
         "INSERT INTO ledger_entries (id, account_id, kind, amount_nanos, balance_after_nanos, reason, reference, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -61,6 +65,7 @@ pub(super) async fn append_in(
         kind: e.kind,
         amount: e.amount,
         balance_after,
+        balance_version,
         reason: e.reason.clone(),
         reference: e.reference.clone(),
         created_at: now,
@@ -123,7 +128,7 @@ impl LedgerStore for SqlStore {
         month_start: UnixMillis,
     ) -> Result<MoneySnapshot> {
         let row = sqlx::query(
-            "SELECT a.balance_nanos AS balance,
+            "SELECT a.balance_nanos AS balance, a.balance_version AS version,
                     (SELECT CAST(COALESCE(SUM(l.amount_nanos), 0) AS BIGINT) FROM ledger_entries l
                      WHERE l.account_id = a.id AND l.kind = 'usage' AND l.created_at >= $2) AS spent
              FROM accounts a WHERE a.id = $1",
@@ -134,6 +139,7 @@ impl LedgerStore for SqlStore {
         .await?
         .ok_or_else(|| StoreError::Backend(format!("no account {account}")))?;
         Ok(MoneySnapshot {
+            version: row.try_get("version")?,
             balance: Money::from_nanos(row.try_get("balance")?),
             month_spend: -Money::from_nanos(row.try_get::<i64, _>("spent")?),
         })

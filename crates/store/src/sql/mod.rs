@@ -3,6 +3,7 @@
 //! flags as 0/1), plus an embedded, ordered migration runner.
 
 mod accounts;
+mod changes;
 mod keys;
 mod ledger;
 mod plans;
@@ -70,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "money",
         include_str!("../../migrations/sqlite/0002_money.sql"),
         include_str!("../../migrations/postgres/0002_money.sql"),
+    ),
+    (
+        3,
+        "changes",
+        include_str!("../../migrations/sqlite/0003_changes.sql"),
+        include_str!("../../migrations/postgres/0003_changes.sql"),
     ),
 ];
 

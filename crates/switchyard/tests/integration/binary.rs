@@ -431,3 +431,171 @@ async fn the_first_admin_can_come_from_the_environment() {
     assert_eq!(store.count_accounts().await.unwrap(), 1);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_changes_reach_a_running_server_within_a_second_or_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    let client = reqwest::Client::new();
+    let body: Value = client
+        .post(format!("{}/api/auth/signup", gw.base))
+        .json(&json!({ "email": "live@example.com", "password": PASSWORD, "name": "L" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let key: Value = client
+        .post(format!("{}/api/keys", gw.base))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "k" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let get = |path: &'static str, bearer: String| {
+        let url = format!("{}{path}", gw.base);
+        let client = client.clone();
+        async move { client.get(url).bearer_auth(bearer).send().await.unwrap() }
+    };
+    // Load the balance and cache the key in the server before the CLI changes them.
+    let balance: Value = get("/api/billing/balance", token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["balance_usd"], "1.00");
+    assert_eq!(get("/v1/models", secret.clone()).await.status(), 200);
+
+    let cli = |args: Vec<String>| {
+        let dir = dir.path().to_owned();
+        async move {
+            let out = Command::new(BIN)
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let out = cli(s(&[
+        "admin",
+        "grant-credits",
+        "--email",
+        "live@example.com",
+        "--amount",
+        "2.5",
+        "--reason",
+        "thanks",
+    ]))
+    .await;
+    assert!(out.contains("balance now 3.50"), "{out}");
+    cli(s(&[
+        "admin",
+        "set-plan",
+        "--email",
+        "live@example.com",
+        "--plan",
+        "team",
+    ]))
+    .await;
+    cli(s(&[
+        "admin",
+        "set-key-limits",
+        "--key-id",
+        key["id"].as_str().unwrap(),
+        "--rpm",
+        "7",
+    ]))
+    .await;
+
+    let mut seen = (Value::Null, 0, String::new());
+    for _ in 0..100 {
+        let balance: Value = get("/api/billing/balance", token.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let r = get("/v1/models", secret.clone()).await;
+        let limit = r
+            .headers()
+            .get("x-ratelimit-limit")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let models: Value = r.json().await.unwrap();
+        seen = (
+            balance["balance_usd"].clone(),
+            models["data"].as_array().unwrap().len(),
+            limit,
+        );
+        if seen == (json!("3.50"), 6, "7".to_owned()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        (json!("3.50"), 6, "7".to_owned()),
+        "credit applied once, plan and key limit followed"
+    );
+    // A second look much later still shows the credit exactly once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let balance: Value = get("/api/billing/balance", token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["balance_usd"], "3.50");
+
+    // An account the server has not loaded yet: its first load already includes the credit,
+    // and the change arriving afterwards must not add it again.
+    let late: Value = client
+        .post(format!("{}/api/auth/signup", gw.base))
+        .json(&json!({ "email": "late@example.com", "password": PASSWORD, "name": "L" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let late_token = late["access_token"].as_str().unwrap().to_owned();
+    cli(s(&[
+        "admin",
+        "grant-credits",
+        "--email",
+        "late@example.com",
+        "--amount",
+        "4",
+        "--reason",
+        "r",
+    ]))
+    .await;
+    let first: Value = get("/api/billing/balance", late_token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["balance_usd"], "5.00");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later: Value = get("/api/billing/balance", late_token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["balance_usd"], "5.00", "not counted twice");
+
+    let verify = cli(s(&["admin", "verify-ledger"])).await;
+    assert!(verify.contains("ledger ok"), "{verify}");
+}

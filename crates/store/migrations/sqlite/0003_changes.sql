@@ -1,0 +1,13 @@
+ALTER TABLE accounts ADD COLUMN balance_version INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE changes (
+    id           TEXT PRIMARY KEY,
+    origin       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    account_id   TEXT,
+    key_hash     TEXT,
+    amount_nanos INTEGER,
+    version      INTEGER,
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX changes_time ON changes(created_at)
