@@ -119,13 +119,7 @@ impl Engine {
         if let Some(v) = limits.concurrency {
             key.concurrency_limit = v;
         }
-        self.store
-            .update_key(&key)
-            .await
-            .map_err(|e| internal("updating a key", e))?;
-        self.keys.invalidate_key(&key.hash.0);
-        self.publish(domain::ChangeKind::Key(key.hash.clone()))
-            .await;
+        self.save_key(&key).await?;
         Ok(key)
     }
 }

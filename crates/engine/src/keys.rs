@@ -109,13 +109,7 @@ impl Engine {
         if let Some(exp) = change.expires_at {
             key.expires_at = exp;
         }
-        self.store
-            .update_key(&key)
-            .await
-            .map_err(|e| internal("updating a key", e))?;
-        self.keys.invalidate_key(&key.hash.0);
-        self.publish(domain::ChangeKind::Key(key.hash.clone()))
-            .await;
+        self.save_key(&key).await?;
         Ok(key)
     }
 
@@ -134,6 +128,18 @@ impl Engine {
         } else {
             Err(ApiError::new(ErrorCode::NotFound, "no such key"))
         }
+    }
+
+    /// Writes a changed key and makes every process forget its cached grant.
+    pub(crate) async fn save_key(&self, key: &ApiKeyRecord) -> Result<(), ApiError> {
+        self.store
+            .update_key(key)
+            .await
+            .map_err(|e| internal("updating a key", e))?;
+        self.keys.invalidate_key(&key.hash.0);
+        self.publish(domain::ChangeKind::Key(key.hash.clone()))
+            .await;
+        Ok(())
     }
 
     fn valid_name(&self, name: &str) -> Result<String, ApiError> {
