@@ -75,12 +75,7 @@ impl FakeOpenAi {
             .route("/v1/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        #[allow(clippy::disallowed_methods)]
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, server) = crate::serve_on_loopback(app).await;
         FakeOpenAi {
             addr,
             shared,

@@ -31,12 +31,7 @@ impl FakeStripe {
         let app = Router::new()
             .route("/v1/checkout/sessions", post(create_session))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        #[allow(clippy::disallowed_methods)]
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, server) = crate::serve_on_loopback(app).await;
         FakeStripe {
             addr,
             shared,

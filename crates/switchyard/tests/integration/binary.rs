@@ -65,6 +65,36 @@ async fn spawn_gateway(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gatew
     }
 }
 
+impl Gateway {
+    /// Signs up through the running gateway; returns the access token.
+    async fn signup(&self, client: &reqwest::Client, email: &str) -> String {
+        let body: Value = client
+            .post(format!("{}/api/auth/signup", self.base))
+            .json(&json!({ "email": email, "password": PASSWORD, "name": "Operator Test" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Mints a key for the signed-in user; returns the creation response.
+    async fn create_key(&self, client: &reqwest::Client, token: &str) -> Value {
+        client
+            .post(format!("{}/api/keys", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "name": "k" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
 async fn sigterm(child: &Child) {
     let pid = child.id().unwrap().to_string();
     let status = Command::new("kill")
@@ -80,26 +110,8 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let mut gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/api/auth/signup", gw.base))
-        .json(&json!({ "email": "new@example.com", "password": PASSWORD, "name": "New" }))
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key: Value = client
-        .post(format!("{}/api/keys", gw.base))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "first" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = gw.signup(&client, "new@example.com").await;
+    let key = gw.create_key(&client, &token).await;
     let models: Value = client
         .get(format!("{}/v1/models", gw.base))
         .bearer_auth(key["key"].as_str().unwrap())
@@ -231,28 +243,8 @@ async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exi
     let mut gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
     let client = reqwest::Client::new();
     let prompt = "the secret prompt text 7f3a9";
-    let token = client
-        .post(format!("{}/api/auth/signup", gw.base))
-        .json(&json!({ "email": "term@example.com", "password": PASSWORD, "name": "T" }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = client
-        .post(format!("{}/api/keys", gw.base))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "k" }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
+    let token = gw.signup(&client, "term@example.com").await;
+    let key = gw.create_key(&client, &token).await["key"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -437,26 +429,8 @@ async fn admin_cli_changes_reach_a_running_server_within_a_second_or_two() {
     let dir = tempfile::tempdir().unwrap();
     let gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
     let client = reqwest::Client::new();
-    let body: Value = client
-        .post(format!("{}/api/auth/signup", gw.base))
-        .json(&json!({ "email": "live@example.com", "password": PASSWORD, "name": "L" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = body["access_token"].as_str().unwrap().to_owned();
-    let key: Value = client
-        .post(format!("{}/api/keys", gw.base))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "k" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = gw.signup(&client, "live@example.com").await;
+    let key = gw.create_key(&client, &token).await;
     let secret = key["key"].as_str().unwrap().to_owned();
     let get = |path: &'static str, bearer: String| {
         let url = format!("{}{path}", gw.base);
@@ -561,16 +535,7 @@ async fn admin_cli_changes_reach_a_running_server_within_a_second_or_two() {
 
     // An account the server has not loaded yet: its first load already includes the credit,
     // and the change arriving afterwards must not add it again.
-    let late: Value = client
-        .post(format!("{}/api/auth/signup", gw.base))
-        .json(&json!({ "email": "late@example.com", "password": PASSWORD, "name": "L" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let late_token = late["access_token"].as_str().unwrap().to_owned();
+    let late_token = gw.signup(&client, "late@example.com").await;
     cli(s(&[
         "admin",
         "grant-credits",
