@@ -206,12 +206,7 @@ async fn key_scope_limits_models_listed_and_callable() {
     let secret = key["key"].as_str().unwrap();
     let (status, models) = app.get_json("/v1/models", secret).await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = crate::support::model_ids(&models);
     assert_eq!(ids, vec!["embed"]);
     assert_error(
         app.chat(secret, chat_body("fast")).await,

@@ -80,6 +80,20 @@ impl Gateway {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// `GET /v1/models` with `key`.
+    async fn models(&self, client: &reqwest::Client, key: &str) -> Value {
+        let url = format!("{}/v1/models", self.base);
+        client
+            .get(url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Mints a key for the signed-in user; returns the creation response.
     async fn create_key(&self, client: &reqwest::Client, token: &str) -> Value {
         client
@@ -112,22 +126,9 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
     let client = reqwest::Client::new();
     let token = gw.signup(&client, "new@example.com").await;
     let key = gw.create_key(&client, &token).await;
-    let models: Value = client
-        .get(format!("{}/v1/models", gw.base))
-        .bearer_auth(key["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = gw.models(&client, key["key"].as_str().unwrap()).await;
     // A new account is on the free plan: its key sees the free plan's models.
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = crate::support::model_ids(&models);
     assert_eq!(ids, vec!["fast", "embed"]);
     assert_eq!(models["data"][1]["dimensions"], 768);
 
@@ -177,21 +178,8 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let models: Value = client
-        .get(format!("{}/v1/models", gw2.base))
-        .bearer_auth(key["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let models = gw2.models(&client, key["key"].as_str().unwrap()).await;
+    let ids = crate::support::model_ids(&models);
     assert_eq!(
         ids,
         vec![

@@ -149,12 +149,7 @@ async fn the_plan_decides_which_models_a_key_may_use() {
         .unwrap()
         .to_owned();
     let (_, models) = app.get_json("/v1/models", &key).await;
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = crate::support::model_ids(&models);
     assert_eq!(ids, vec!["fast", "embed"], "the free plan's models");
     let msg = assert_error(
         app.chat(&key, chat_body("pro")).await,

@@ -430,3 +430,13 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The `id`s of a `/v1/models` listing, in order.
+pub fn model_ids(listing: &Value) -> Vec<&str> {
+    listing["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect()
+}
