@@ -42,6 +42,64 @@ pub enum ModelKind {
     Embedding,
 }
 
+/// How a model orders its deployments for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Lowest `priority` first; ties shuffled by weight. Ordered failover.
+    #[default]
+    Priority,
+    /// Random order drawn by weight.
+    Weighted,
+    /// Fastest recent time to first byte first (untried deployments before measured ones).
+    LeastLatency,
+    /// Cheapest price first.
+    LowestCost,
+}
+
+impl Strategy {
+    pub const NAMES: &'static str = "priority, weighted, least-latency, lowest-cost";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "priority" => Some(Strategy::Priority),
+            "weighted" => Some(Strategy::Weighted),
+            "least-latency" => Some(Strategy::LeastLatency),
+            "lowest-cost" => Some(Strategy::LowestCost),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastLatency => "least-latency",
+            Strategy::LowestCost => "lowest-cost",
+        }
+    }
+}
+
+/// What a chat model can do, for `model: "auto"` to match requests against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Function/tool calling.
+    pub tools: bool,
+    /// Image inputs.
+    pub vision: bool,
+    /// `response_format` JSON mode and JSON schema.
+    pub json: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            tools: true,
+            vision: false,
+            json: true,
+        }
+    }
+}
+
 /// One upstream place that can serve a public model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -53,6 +111,20 @@ pub struct Deployment {
     /// Lower runs first under the `priority` strategy.
     pub priority: u32,
     pub weight: u32,
+}
+
+impl Deployment {
+    /// The deployment's name in health reports and usage attempts: `provider/upstream_model`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.provider.0, self.upstream_model)
+    }
+
+    /// A single comparable figure for `lowest-cost` and `sort: "price"`: input plus output
+    /// price per million tokens.
+    pub fn price_rank(&self, model: &PublicModel) -> Money {
+        let p = model.price_for(self);
+        p.input + p.output
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +140,8 @@ pub struct PublicModel {
     pub price: ModelPrice,
     pub owned_by: String,
     pub created: i64,
+    pub strategy: Strategy,
+    pub capabilities: Capabilities,
     pub deployments: Vec<Deployment>,
 }
 

@@ -16,7 +16,9 @@ pub mod usage;
 
 pub use account::{Account, AccountStatus, Email, Role};
 pub use api_key::{ApiKeyRecord, ApiKeySecret, KeyHash};
-pub use catalog::{Catalog, Deployment, ModelPrice, ProviderId, PublicModel};
+pub use catalog::{
+    Capabilities, Catalog, Deployment, ModelPrice, ProviderId, PublicModel, Strategy,
+};
 pub use change::{Change, ChangeKind};
 pub use error::{ApiError, ErrorCode};
 pub use ids::{AccountId, KeyId, UsageId};
@@ -25,4 +27,4 @@ pub use limits::{Gcra, RateDecision};
 pub use money::{JsonMoney, Money};
 pub use plan::Plan;
 pub use time::UnixMillis;
-pub use usage::{UsageEvent, UsageStatus};
+pub use usage::{Attempt, UsageEvent, UsageStatus};

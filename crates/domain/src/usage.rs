@@ -31,6 +31,18 @@ impl UsageStatus {
     }
 }
 
+/// One try at one deployment, in the order they were made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    /// `provider/upstream_model`.
+    pub deployment: String,
+    /// `ok`, an HTTP status (`http_503`), `timeout`, `connect_error`, `invalid_response`,
+    /// `transport_error`, or `rejected` for a client error that is not retried.
+    pub outcome: String,
+    /// Time until the answer started (or the attempt failed).
+    pub latency_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageEvent {
     pub id: UsageId,
@@ -54,4 +66,6 @@ pub struct UsageEvent {
     pub request_id: String,
     pub stream: bool,
     pub created_at: UnixMillis,
+    /// Every deployment tried, in order; the last one answered when `status` is not `error`.
+    pub attempts: Vec<Attempt>,
 }

@@ -78,6 +78,7 @@ impl Meter {
             request_id: request_id.to_owned(),
             stream: false,
             created_at: UnixMillis::now(),
+            attempts: Vec::new(),
         };
         Self {
             sink,
@@ -107,17 +108,38 @@ impl Meter {
         }
     }
 
+    /// The deployment being tried (the last one set is the one billed).
     pub(crate) fn set_deployment(
         &mut self,
+        public_model: &str,
         provider: &str,
         upstream_model: &str,
         price: ModelPrice,
     ) {
         if let Some(e) = &mut self.event {
+            if e.public_model != public_model {
+                e.public_model = public_model.to_owned();
+            }
             e.provider = provider.to_owned();
             e.upstream_model = upstream_model.to_owned();
         }
         self.price = price;
+    }
+
+    /// Records one try at a deployment.
+    pub(crate) fn attempt(
+        &mut self,
+        deployment: &str,
+        outcome: &str,
+        latency: std::time::Duration,
+    ) {
+        if let Some(e) = &mut self.event {
+            e.attempts.push(domain::Attempt {
+                deployment: deployment.to_owned(),
+                outcome: outcome.to_owned(),
+                latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
     }
 
     /// The body as sent upstream (shared, not copied).

@@ -8,23 +8,23 @@ pub mod admission;
 pub mod auth;
 pub mod billing;
 pub mod credits;
+mod dispatch;
 pub mod feed;
 pub mod keys;
 pub mod models;
 pub mod payments;
 pub mod plans;
 pub mod relay;
+pub mod routing;
 pub mod tasks;
 pub mod tokens;
 pub mod usage;
 pub mod wallet;
 
-use domain::{ApiError, Catalog, ErrorCode, ProviderId};
-use std::collections::HashMap;
+use domain::{ApiError, Catalog, ErrorCode};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use upstream::Upstream;
 
 /// Tunables the engine takes from configuration.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct EngineSettings {
     pub stripe: Option<payments::StripeSettings>,
     /// How often changes made by other processes are picked up.
     pub change_poll: Duration,
+    /// Retries, backoff, circuit breakers and `auto`.
+    pub routing: routing::RoutingSettings,
 }
 
 impl Default for EngineSettings {
@@ -58,6 +60,7 @@ impl Default for EngineSettings {
             min_balance: domain::Money::from_nanos(1_000_000),
             stripe: None,
             change_poll: Duration::from_secs(1),
+            routing: routing::RoutingSettings::default(),
         }
     }
 }
@@ -66,7 +69,7 @@ impl Default for EngineSettings {
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) catalog: Catalog,
-    pub(crate) upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
+    pub(crate) router: routing::Router,
     pub(crate) keys: auth::KeyCache,
     pub(crate) plans: plans::PlanBook,
     pub(crate) wallets: wallet::Wallets,
@@ -86,7 +89,7 @@ impl Engine {
     pub async fn start(
         store: Arc<dyn Store>,
         catalog: Catalog,
-        upstreams: HashMap<ProviderId, Arc<dyn Upstream>>,
+        providers: Vec<routing::Provider>,
         settings: EngineSettings,
     ) -> Result<Arc<Self>, store::StoreError> {
         let plans = plans::PlanBook::load(store.as_ref()).await?;
@@ -94,8 +97,8 @@ impl Engine {
         let usage = usage::UsageSink::start(store.clone(), &tasks, settings.usage_batch_size);
         let engine = Arc::new(Self {
             store,
+            router: routing::Router::new(providers, &catalog, settings.routing.clone()),
             catalog,
-            upstreams,
             keys: auth::KeyCache::default(),
             plans,
             wallets: wallet::Wallets::default(),
@@ -108,6 +111,7 @@ impl Engine {
             settings,
         });
         engine.start_feed(engine.settings.change_poll);
+        engine.start_health_checks();
         Ok(engine)
     }
 
@@ -117,6 +121,21 @@ impl Engine {
 
     pub fn tasks(&self) -> &tasks::Tasks {
         &self.tasks
+    }
+
+    /// Public models none of whose deployments could take a request now.
+    pub fn unavailable_models(&self) -> Vec<String> {
+        let now = std::time::Instant::now();
+        self.catalog
+            .iter()
+            .filter(|m| !self.router.model_available(m, now))
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Every deployment's health, for operators.
+    pub fn deployment_health(&self) -> Vec<routing::DeploymentStatus> {
+        self.router.report(&self.catalog, std::time::Instant::now())
     }
 
     /// Readiness: the database answers.

@@ -1,16 +1,21 @@
-//! The relay: one `/v1` request from checked body to upstream and back. Non-streaming answers
-//! are read (bounded) and rewritten; streams are relayed event by event as they arrive, with
-//! usage captured on the side. Every path settles the request's `Meter` exactly once.
+//! The relay: one `/v1` request from checked body to upstream and back. The request is
+//! parsed once, its model chain resolved (primary, `models` fallbacks or `auto`), credit
+//! reserved for the dearest candidate, and the route plan walked by `dispatch`. Non-streaming
+//! answers are read (bounded) and rewritten; streams are relayed event by event as they
+//! arrive, with usage captured on the side. Every path settles the request's `Meter` once.
 
 use crate::auth::Authenticated;
 use crate::billing::{Finish, Meter};
+use crate::dispatch::{dispatch, AnswerBody, Outbound};
+use crate::routing::{Candidate, Lease};
 use crate::Engine;
 use bytes::{Bytes, BytesMut};
 use domain::catalog::ModelKind;
-use domain::{ApiError, ErrorCode, RateDecision, UsageStatus};
+use domain::{ApiError, ErrorCode, PublicModel, RateDecision, UsageStatus};
 use futures_util::{Stream, StreamExt};
 use protocol::openai::{
-    self, ChunkAction, ChunkRewriter, Endpoint, RequestFacts, UpstreamErrorBody,
+    self, ChunkAction, ChunkRewriter, Endpoint, RequestFacts, RequestNeeds, RouteExtensions,
+    UpstreamErrorBody,
 };
 use protocol::sse::{data_frame, SseDecoder};
 use protocol::RawObject;
@@ -19,12 +24,13 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use upstream::{BodyStream, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+use upstream::{BodyStream, UpstreamError, UpstreamResponse};
 
 /// Upstream error bodies are read up to this size; the rest is not needed for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// A relayed answer, ready for the HTTP layer.
+/// A relayed answer, ready for the HTTP layer. `provider` names the provider that answered
+/// (for `X-Switchyard-Provider`).
 pub enum Relayed {
     Complete {
         body: Vec<u8>,
@@ -38,12 +44,12 @@ pub enum Relayed {
     },
 }
 
-/// A request checked and bound to a deployment.
+/// A request checked, admitted and planned.
 struct Prepared {
     facts: RequestFacts,
-    provider: String,
-    upstream: Arc<dyn Upstream>,
-    body: Bytes,
+    /// The body without routing fields.
+    body: RawObject,
+    candidates: Vec<Candidate>,
 }
 
 impl Engine {
@@ -56,59 +62,50 @@ impl Engine {
         request_id: &str,
     ) -> Result<Relayed, ApiError> {
         let mut meter = Meter::start(self.usage.clone(), auth, endpoint.name(), request_id);
-        let prepared = match self.prepare(auth, endpoint, body, &mut meter).await {
+        let mut prepared = match self.prepare(auth, endpoint, body, &mut meter).await {
             Ok(p) => p,
             Err(e) => return Err(fail(meter, e)),
         };
-        let response = match call(&prepared, endpoint).await {
-            Ok(r) => r,
+        let out = Outbound {
+            endpoint,
+            facts: &prepared.facts,
+            body: &mut prepared.body,
+            max_response_bytes: self.settings.max_response_bytes,
+        };
+        let answer = match dispatch(&self.router, &prepared.candidates, out, &mut meter).await {
+            Ok(a) => a,
             Err(e) => return Err(fail(meter, e)),
         };
-        let Prepared {
-            facts, provider, ..
-        } = prepared;
-        if facts.stream {
-            let is_sse = response
-                .content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("text/event-stream"));
-            if !is_sse {
-                let e = ApiError::new(
-                    ErrorCode::UpstreamError,
-                    format!("provider `{provider}` answered a streaming request without an event stream"),
-                );
-                return Err(fail(meter, e));
-            }
-            let rewriter = ChunkRewriter::new(&facts.model, facts.wants_stream_usage);
-            let rate = meter.rate();
-            return Ok(Relayed::Stream {
-                rate,
-                events: Box::new(RelayStream::new(response.body, rewriter, meter)),
-                provider,
-            });
-        }
-        let raw = match read_body(response.body, self.settings.max_response_bytes).await {
-            Ok(b) => b,
-            Err(e) => return Err(fail(meter, from_upstream(&provider, e))),
-        };
-        let Some(answer) = openai::client_response(&raw, &facts.model) else {
-            let e = ApiError::new(
-                ErrorCode::UpstreamError,
-                format!("provider `{provider}` answered with a body that is not a JSON object"),
-            );
-            return Err(fail(meter, e));
-        };
-        if let Some(usage) = answer.usage {
-            meter.observe_usage(usage);
-        }
-        meter.observe_output(&answer.generated_text);
+        let provider = answer.candidate.provider.id.0.clone();
         let rate = meter.rate();
-        meter.finish(Finish::ok());
-        Ok(Relayed::Complete {
-            body: answer.body,
-            provider,
-            rate,
-        })
+        match answer.body {
+            AnswerBody::Stream { first, rest } => {
+                let rewriter = ChunkRewriter::new(
+                    &answer.candidate.model.name,
+                    prepared.facts.wants_stream_usage,
+                    &provider,
+                );
+                let mut events = RelayStream::new(rest, rewriter, meter, answer.lease);
+                events.take_chunk(&first);
+                Ok(Relayed::Stream {
+                    rate,
+                    events: Box::new(events),
+                    provider,
+                })
+            }
+            AnswerBody::Json(answer) => {
+                if let Some(usage) = answer.usage {
+                    meter.observe_usage(usage);
+                }
+                meter.observe_output(&answer.generated_text);
+                meter.finish(Finish::ok());
+                Ok(Relayed::Complete {
+                    body: answer.body,
+                    provider,
+                    rate,
+                })
+            }
+        }
     }
 
     async fn prepare(
@@ -120,60 +117,95 @@ impl Engine {
     ) -> Result<Prepared, ApiError> {
         let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
         let mut obj = RawObject::parse(body).map_err(|e| invalid(e.to_string()))?;
+        let (ext, primary) = RouteExtensions::take(&mut obj).map_err(invalid)?;
+        if let Some(p) = primary {
+            obj.set("model", &p);
+        }
         let facts = RequestFacts::read(endpoint, &obj).map_err(invalid)?;
         meter.set_request(&facts.model, facts.stream);
-        let model = self.model_for(auth, &facts.model)?;
-        let embeds = matches!(model.kind, ModelKind::Embedding);
-        if embeds != (endpoint == Endpoint::Embeddings) {
-            let want = if embeds {
-                "/v1/embeddings"
-            } else {
-                "/v1/chat/completions or /v1/completions"
-            };
+        let chain = self.chain(auth, endpoint, &facts, &ext, &obj)?;
+        let candidates = self.router.plan(&chain, &ext.provider);
+        if candidates.is_empty() {
             return Err(invalid(format!(
-                "the model `{}` cannot serve {}; use {want}",
-                model.name,
-                endpoint.name()
+                "no deployment of `{}` matches the request's `provider` preferences",
+                facts.model
             )));
         }
-        let unavailable = || {
-            ApiError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!("no deployment of `{}` is available", model.name),
-            )
-        };
-        let deployment = model.deployments.first().ok_or_else(unavailable)?;
-        let upstream = self
-            .upstreams
-            .get(&deployment.provider)
-            .ok_or_else(unavailable)?;
+        // The worst case, reserved before any try: every body byte a prompt token (a BPE
+        // token covers at least one byte, and the JSON around each message outweighs the
+        // chat template), the most output the request allows, at the dearest candidate.
         let prompt_bytes = u64::try_from(body.len()).unwrap_or(u64::MAX);
-        let price = model.price_for(deployment);
-        meter.set_deployment(&deployment.provider.0, &deployment.upstream_model, price);
-        // The worst case: every body byte a prompt token (a BPE token covers at least one
-        // byte, and the JSON around each message outweighs the chat template), and the
-        // most output the request allows.
-        let max_output = match endpoint {
-            Endpoint::Embeddings => 0,
-            _ => facts
-                .max_output_tokens
-                .unwrap_or(u64::from(model.max_output_tokens)),
-        };
-        let worst = price.cost(prompt_bytes, 0, max_output);
+        let worst = candidates
+            .iter()
+            .map(|c| {
+                let max_output = match endpoint {
+                    Endpoint::Embeddings => 0,
+                    _ => facts
+                        .max_output_tokens
+                        .unwrap_or(u64::from(c.model.max_output_tokens)),
+                };
+                c.model
+                    .price_for(c.deployment())
+                    .cost(prompt_bytes, 0, max_output)
+            })
+            .max()
+            .unwrap_or_default();
         let plan = self.plan_of(&auth.account().plan)?;
         meter.admitted(self.admit(auth, &plan, worst).await?);
-        let body = Bytes::from(openai::upstream_body(
-            &mut obj,
-            &facts,
-            &deployment.upstream_model,
-        ));
-        meter.set_prompt(body.clone());
         Ok(Prepared {
             facts,
-            provider: deployment.provider.0.clone(),
-            upstream: upstream.clone(),
-            body,
+            body: obj,
+            candidates,
         })
+    }
+
+    /// The models to try, in order: `auto`'s choice, or the named model then the `models`
+    /// fallbacks. Each must exist, be allowed to this key and serve this endpoint.
+    fn chain(
+        &self,
+        auth: &Authenticated,
+        endpoint: Endpoint,
+        facts: &RequestFacts,
+        ext: &RouteExtensions,
+        body: &RawObject,
+    ) -> Result<Vec<Arc<PublicModel>>, ApiError> {
+        let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
+        let auto = &self.router.settings.auto;
+        let mut chain = if auto.is_alias(&facts.model) {
+            if endpoint == Endpoint::Embeddings {
+                return Err(invalid(format!(
+                    "`{}` chooses among chat models; name an embedding model",
+                    facts.model
+                )));
+            }
+            let prompt = crate::tokens::count(&openai::prompt_text(&body.to_vec()));
+            let tokens = prompt + facts.max_output_tokens.unwrap_or(0);
+            auto.choose(self.models_for(auth), RequestNeeds::read(body), tokens)
+                .map_err(invalid)?
+        } else {
+            vec![self.model_for(auth, &facts.model)?]
+        };
+        for name in &ext.fallbacks {
+            if !chain.iter().any(|m| &m.name == name) {
+                chain.push(self.model_for(auth, name)?);
+            }
+        }
+        for model in &chain {
+            let embeds = matches!(model.kind, ModelKind::Embedding);
+            if embeds != (endpoint == Endpoint::Embeddings) {
+                let want = if embeds {
+                    "/v1/embeddings"
+                } else {
+                    "/v1/chat/completions or /v1/completions"
+                };
+                return Err(invalid(format!(
+                    "the model `{}` cannot serve {}; use {want}",
+                    model.name,
+                    endpoint.name()
+                )));
+            }
+        }
+        Ok(chain)
     }
 }
 
@@ -185,36 +217,9 @@ fn fail(meter: Meter, mut e: ApiError) -> ApiError {
     e
 }
 
-/// Sends the request; a non-2xx answer becomes the matching client error.
-async fn call(p: &Prepared, endpoint: Endpoint) -> Result<UpstreamResponse, ApiError> {
-    let req = UpstreamRequest {
-        endpoint,
-        body: p.body.clone(),
-        stream: p.facts.stream,
-    };
-    let resp = p
-        .upstream
-        .send(req)
-        .await
-        .map_err(|e| from_upstream(&p.provider, e))?;
-    if (200..300).contains(&resp.status) {
-        return Ok(resp);
-    }
-    Err(rejected(&p.provider, resp).await)
-}
-
-/// Maps a transport failure to the client's error.
-fn from_upstream(provider: &str, e: UpstreamError) -> ApiError {
-    let code = match e {
-        UpstreamError::Timeout(_) | UpstreamError::Idle(_) => ErrorCode::UpstreamTimeout,
-        UpstreamError::Connect(_) | UpstreamError::Transport(_) => ErrorCode::UpstreamError,
-    };
-    ApiError::new(code, format!("provider `{provider}`: {e}"))
-}
-
 /// Maps an upstream's error answer. Client errors keep their status, message and code; the
 /// upstream refusing the gateway's own credentials is the gateway's problem, not the client's.
-async fn rejected(provider: &str, resp: UpstreamResponse) -> ApiError {
+pub(crate) async fn rejected(provider: &str, resp: UpstreamResponse) -> ApiError {
     let status = resp.status;
     let retry_after = resp.retry_after;
     let body = read_body(resp.body, MAX_ERROR_BODY)
@@ -258,7 +263,10 @@ async fn rejected(provider: &str, resp: UpstreamResponse) -> ApiError {
 }
 
 /// Reads a whole body, failing past `limit` bytes.
-async fn read_body(mut body: BodyStream, limit: usize) -> Result<Vec<u8>, UpstreamError> {
+pub(crate) async fn read_body(
+    mut body: BodyStream,
+    limit: usize,
+) -> Result<Vec<u8>, UpstreamError> {
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
@@ -273,23 +281,34 @@ async fn read_body(mut body: BodyStream, limit: usize) -> Result<Vec<u8>, Upstre
 }
 
 /// A stream being relayed to the client. Dropping it (the client went away) drops the
-/// upstream body, which cancels the upstream request, and settles the meter as partial.
+/// upstream body, which cancels the upstream request, settles the meter as partial, and
+/// gives back the deployment's concurrency slot.
 pub struct RelayStream {
     upstream: BodyStream,
     decoder: SseDecoder,
     rewriter: ChunkRewriter,
     pending: VecDeque<Bytes>,
     meter: Option<Meter>,
+    lease: Lease,
 }
 
 impl RelayStream {
-    fn new(upstream: BodyStream, rewriter: ChunkRewriter, meter: Meter) -> Self {
+    fn new(upstream: BodyStream, rewriter: ChunkRewriter, meter: Meter, lease: Lease) -> Self {
         Self {
             upstream,
             decoder: SseDecoder::new(),
             rewriter,
             pending: VecDeque::new(),
             meter: Some(meter),
+            lease,
+        }
+    }
+
+    /// Feeds one chunk of the upstream body.
+    fn take_chunk(&mut self, chunk: &[u8]) {
+        match self.decoder.push(chunk) {
+            Ok(frames) => self.take_frames(frames),
+            Err(e) => self.fail(ErrorCode::UpstreamError, &e.to_string()),
         }
     }
 
@@ -318,6 +337,7 @@ impl RelayStream {
 
     /// Ends the stream with an OpenAI-shaped error event and `[DONE]`, billing what was seen.
     fn fail(&mut self, code: ErrorCode, message: &str) {
+        self.lease.failed_midway(message);
         let body = openai::error_body(message, code.kind(), code.as_str());
         self.pending.push_back(data_frame(&body));
         self.pending.push_back(data_frame(b"[DONE]"));
@@ -366,10 +386,7 @@ impl Stream for RelayStream {
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => match this.decoder.push(&chunk) {
-                    Ok(frames) => this.take_frames(frames),
-                    Err(e) => this.fail(ErrorCode::UpstreamError, &e.to_string()),
-                },
+                Poll::Ready(Some(Ok(chunk))) => this.take_chunk(&chunk),
                 Poll::Ready(Some(Err(e))) => {
                     let code = match e {
                         UpstreamError::Idle(_) | UpstreamError::Timeout(_) => {

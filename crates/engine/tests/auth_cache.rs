@@ -6,7 +6,6 @@ use domain::{Catalog, ErrorCode, Role};
 use engine::accounts::SignUp;
 use engine::keys::{KeyChange, NewKey};
 use engine::{Engine, EngineSettings};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[tokio::test]
@@ -17,7 +16,7 @@ async fn repeated_requests_hit_the_cache_and_changes_invalidate_it() {
         pepper: b"pepper".to_vec(),
         ..Default::default()
     };
-    let engine = Engine::start(sql.clone(), Catalog::default(), HashMap::new(), settings)
+    let engine = Engine::start(sql.clone(), Catalog::default(), Vec::new(), settings)
         .await
         .unwrap();
     let account = engine

@@ -101,6 +101,18 @@ fn event(account: &AccountId, key: &KeyId, at: i64, cost: i64) -> UsageEvent {
         request_id: "req".into(),
         stream: true,
         created_at: UnixMillis(at),
+        attempts: vec![
+            domain::Attempt {
+                deployment: "a/m1".into(),
+                outcome: "http_503".into(),
+                latency_ms: 3,
+            },
+            domain::Attempt {
+                deployment: "b/m2".into(),
+                outcome: "ok".into(),
+                latency_ms: 39,
+            },
+        ],
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::defaults;
 use anyhow::{anyhow, bail, Context, Result};
 use domain::catalog::{ModelKind, ModelPrice};
-use domain::{Catalog, Deployment, Money, ProviderId, PublicModel};
+use domain::{Capabilities, Catalog, Deployment, Money, ProviderId, PublicModel, Strategy};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -40,6 +40,36 @@ pub struct FileConfig {
     pub providers: Option<IndexMap<String, ProviderFile>>,
     /// Public models by name; when absent, the default catalog.
     pub models: Option<IndexMap<String, ModelFile>>,
+    #[serde(default)]
+    pub routing: RoutingFile,
+}
+
+/// Retries, backoff, circuit breakers and `model: "auto"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingFile {
+    pub max_attempts: Option<u32>,
+    pub deadline_secs: Option<f64>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub breaker_threshold: Option<u32>,
+    pub breaker_cooldown_secs: Option<f64>,
+    pub key_cooldown_secs: Option<f64>,
+    #[serde(default)]
+    pub auto: AutoFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoFile {
+    pub enabled: Option<bool>,
+    /// Model names that mean "choose for me"; default `["auto"]`.
+    pub aliases: Option<Vec<String>>,
+    /// The models auto may choose from; default all chat models.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// "cheapest" (default) or "listed".
+    pub prefer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,21 +125,28 @@ pub struct BootstrapFile {
     pub admin_password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
     pub kind: String,
     pub base_url: String,
-    /// Name of the environment variable that holds the provider's API key.
+    /// Name of the environment variable that holds the provider's API key (several keys
+    /// may be given in it, separated by commas).
     pub api_key_env: Option<String>,
+    /// More environment variables with keys; all keys are used in rotation.
+    #[serde(default)]
+    pub api_keys_env: Vec<String>,
     pub connect_timeout_secs: Option<f64>,
     pub first_byte_timeout_secs: Option<f64>,
     pub idle_timeout_secs: Option<f64>,
+    pub total_timeout_secs: Option<f64>,
+    pub max_concurrency: Option<usize>,
+    pub health_check_interval_secs: Option<f64>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
     /// Shorthand for a single deployment: provider and upstream model.
@@ -128,6 +165,13 @@ pub struct ModelFile {
     pub output_price: Money,
     pub cached_input_price: Option<Money>,
     pub owned_by: Option<String>,
+    /// How deployments are ordered: priority (default), weighted, least-latency,
+    /// lowest-cost.
+    pub strategy: Option<String>,
+    /// Capabilities `auto` matches requests against.
+    pub supports_tools: Option<bool>,
+    pub supports_vision: Option<bool>,
+    pub supports_json: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +216,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 const DEFAULT_FIRST_BYTE_TIMEOUT: f64 = 120.0;
 const DEFAULT_IDLE_TIMEOUT: f64 = 60.0;
+const DEFAULT_TOTAL_TIMEOUT: f64 = 600.0;
 /// Output tokens reserved for a request without `max_tokens`, unless a model sets its own.
 const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
 /// How long in-flight requests may take to finish after SIGTERM.
@@ -325,6 +370,7 @@ impl Config {
             (None, None) => None,
             _ => bail!("bootstrap: admin_email and admin_password must be given together"),
         };
+        engine.routing = routing_settings(f.routing)?;
         let providers_file = f.providers.unwrap_or_else(defaults::providers);
         let providers = providers_file
             .into_iter()
@@ -375,15 +421,30 @@ fn provider_settings(name: String, p: ProviderFile) -> Result<ProviderSettings> 
             p.base_url
         );
     }
-    let api_key = match &p.api_key_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            anyhow!(
-                "{}: the environment variable {var} is not set",
-                key("api_key_env")
-            )
-        })?),
-        None => None,
-    };
+    let mut api_keys = Vec::new();
+    let vars = p
+        .api_key_env
+        .iter()
+        .map(|v| (key("api_key_env"), v))
+        .chain(p.api_keys_env.iter().map(|v| (key("api_keys_env"), v)));
+    for (field, var) in vars {
+        let value = std::env::var(var)
+            .map_err(|_| anyhow!("{field}: the environment variable {var} is not set"))?;
+        api_keys.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if p.max_concurrency == Some(0) {
+        bail!("{}: must be at least 1", key("max_concurrency"));
+    }
+    let health_check_interval = p
+        .health_check_interval_secs
+        .map(|v| secs(&key("health_check_interval_secs"), Some(v), 0.0))
+        .transpose()?;
     Ok(ProviderSettings {
         connect_timeout: secs(
             &key("connect_timeout_secs"),
@@ -400,11 +461,18 @@ fn provider_settings(name: String, p: ProviderFile) -> Result<ProviderSettings> 
             p.idle_timeout_secs,
             DEFAULT_IDLE_TIMEOUT,
         )?,
+        total_timeout: secs(
+            &key("total_timeout_secs"),
+            p.total_timeout_secs,
+            DEFAULT_TOTAL_TIMEOUT,
+        )?,
+        max_concurrency: p.max_concurrency,
+        health_check_interval,
         headers: p.headers.into_iter().collect(),
         name,
         kind: p.kind,
         base_url: p.base_url,
-        api_key,
+        api_keys,
     })
 }
 
@@ -484,7 +552,25 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
                 );
             }
         }
+        let strategy = match m.strategy.as_deref() {
+            None => Strategy::default(),
+            Some(text) => Strategy::parse(text).ok_or_else(|| {
+                anyhow!(
+                    "{}: must be one of {}, got \"{text}\"",
+                    key("strategy"),
+                    Strategy::NAMES
+                )
+            })?,
+        };
+        let defaults = Capabilities::default();
+        let capabilities = Capabilities {
+            tools: m.supports_tools.unwrap_or(defaults.tools),
+            vision: m.supports_vision.unwrap_or(defaults.vision),
+            json: m.supports_json.unwrap_or(defaults.json),
+        };
         out.push(PublicModel {
+            strategy,
+            capabilities,
             family: m.family.unwrap_or_default(),
             kind,
             context_length: m.context_length.unwrap_or(8192),
@@ -498,4 +584,62 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
         });
     }
     Catalog::new(out).map_err(|e| anyhow!("models: {e}"))
+}
+
+fn millis(v: Option<u64>, default: Duration) -> Duration {
+    v.map_or(default, Duration::from_millis)
+}
+
+fn routing_settings(f: RoutingFile) -> Result<engine::routing::RoutingSettings> {
+    use engine::routing::auto::{AutoPrefer, AutoSettings};
+    let d = engine::routing::RoutingSettings::default();
+    let max_attempts = f.max_attempts.unwrap_or(d.max_attempts);
+    if max_attempts == 0 {
+        bail!("routing.max_attempts: must be at least 1");
+    }
+    let breaker_threshold = f.breaker_threshold.unwrap_or(d.breaker.threshold);
+    if breaker_threshold == 0 {
+        bail!("routing.breaker_threshold: must be at least 1");
+    }
+    let enabled = f.auto.enabled.unwrap_or(true);
+    let aliases = match (enabled, f.auto.aliases) {
+        (false, _) => Vec::new(),
+        (true, Some(a)) => a,
+        (true, None) => d.auto.aliases.clone(),
+    };
+    let prefer = match f.auto.prefer.as_deref() {
+        None | Some("cheapest") => AutoPrefer::Cheapest,
+        Some("listed") => AutoPrefer::Listed,
+        Some(other) => {
+            bail!("routing.auto.prefer: must be \"cheapest\" or \"listed\", got \"{other}\"")
+        }
+    };
+    Ok(engine::routing::RoutingSettings {
+        max_attempts,
+        deadline: secs(
+            "routing.deadline_secs",
+            f.deadline_secs,
+            d.deadline.as_secs_f64(),
+        )?,
+        backoff_base: millis(f.backoff_base_ms, d.backoff_base),
+        backoff_max: millis(f.backoff_max_ms, d.backoff_max),
+        breaker: engine::routing::health::BreakerSettings {
+            threshold: breaker_threshold,
+            cooldown: secs(
+                "routing.breaker_cooldown_secs",
+                f.breaker_cooldown_secs,
+                d.breaker.cooldown.as_secs_f64(),
+            )?,
+        },
+        key_cooldown: secs(
+            "routing.key_cooldown_secs",
+            f.key_cooldown_secs,
+            d.key_cooldown.as_secs_f64(),
+        )?,
+        auto: AutoSettings {
+            aliases,
+            models: f.auto.models,
+            prefer,
+        },
+    })
 }

@@ -4,7 +4,6 @@
 use crate::config::{ModelFile, ProviderFile};
 use domain::Money;
 use indexmap::IndexMap;
-use std::collections::BTreeMap;
 
 /// `created` reported for configured models (2026-01-01T00:00:00Z): catalog entries have no
 /// creation time of their own, and a fixed one keeps `/v1/models` stable across restarts.
@@ -17,11 +16,7 @@ pub fn providers() -> IndexMap<String, ProviderFile> {
         ProviderFile {
             kind: "openai".to_owned(),
             base_url: "http://127.0.0.1:11434/v1".to_owned(),
-            api_key_env: None,
-            connect_timeout_secs: None,
-            first_byte_timeout_secs: None,
-            idle_timeout_secs: None,
-            headers: BTreeMap::new(),
+            ..ProviderFile::default()
         },
     );
     p
@@ -118,8 +113,10 @@ pub fn models() -> IndexMap<String, ModelFile> {
                         max_output_tokens: None,
                         input_price: usd(input),
                         output_price: usd(output),
-                        cached_input_price: None,
-                        owned_by: None,
+                        // What the Ollama builds of these models can do, for `auto`.
+                        supports_tools: Some(!matches!(name, "fast" | "deepseek-reason")),
+                        supports_vision: Some(name == "fast"),
+                        ..ModelFile::default()
                     },
                 )
             },

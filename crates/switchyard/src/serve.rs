@@ -8,7 +8,6 @@ use axum::serve::ListenerExt;
 use domain::{ProviderId, Role};
 use engine::accounts::SignUp;
 use engine::Engine;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -24,14 +23,20 @@ pub async fn build_engine(config: &Config) -> Result<Arc<Engine>> {
         Some(s) => s.clone(),
         None => secrets::instance_secret(&config.data_dir)?,
     };
-    let mut upstreams = HashMap::new();
+    let mut providers = Vec::new();
     for p in &config.providers {
         let client = upstream::build(p).map_err(|e| anyhow!("providers.{}: {e}", p.name))?;
-        upstreams.insert(ProviderId(p.name.clone()), client);
+        providers.push(engine::routing::Provider {
+            id: ProviderId(p.name.clone()),
+            upstream: client,
+            api_keys: p.api_keys.clone(),
+            max_concurrency: p.max_concurrency,
+            health_check_interval: p.health_check_interval,
+        });
     }
     let mut settings = config.engine.clone();
     settings.pepper = secret.into_bytes();
-    let engine = Engine::start(Arc::new(store), config.catalog.clone(), upstreams, settings)
+    let engine = Engine::start(Arc::new(store), config.catalog.clone(), providers, settings)
         .await
         .context("loading plans")?;
     if let Some((email, password)) = &config.admin {

@@ -21,12 +21,19 @@ pub struct ProviderSettings {
     pub kind: String,
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:11434/v1`.
     pub base_url: String,
-    pub api_key: Option<String>,
+    /// API keys, used in rotation; empty for servers that need none.
+    pub api_keys: Vec<String>,
     pub connect_timeout: Duration,
     /// Time allowed until the response headers arrive.
     pub first_byte_timeout: Duration,
     /// Longest silence allowed between two chunks of a body.
     pub idle_timeout: Duration,
+    /// Longest a whole request may take, body included (streams too).
+    pub total_timeout: Duration,
+    /// Requests in flight to this provider at most; `None` is unlimited.
+    pub max_concurrency: Option<usize>,
+    /// How often to probe the provider (`GET /models`); `None` means no active checks.
+    pub health_check_interval: Option<Duration>,
     /// Extra headers sent on every request.
     pub headers: Vec<(String, String)>,
 }
@@ -37,6 +44,8 @@ pub struct UpstreamRequest {
     pub endpoint: protocol::openai::Endpoint,
     pub body: Bytes,
     pub stream: bool,
+    /// The API key to send, chosen by the caller from the provider's keys.
+    pub api_key: Option<std::sync::Arc<str>>,
 }
 
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
@@ -67,4 +76,6 @@ pub trait Upstream: Send + Sync {
     fn name(&self) -> &str;
     /// Sends a request and returns once the response headers are in.
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
+    /// A cheap liveness probe (the provider's model listing); `Ok` when it answers 2xx.
+    async fn probe(&self, api_key: Option<std::sync::Arc<str>>) -> Result<(), UpstreamError>;
 }

@@ -2,10 +2,12 @@
 //! responses pass through as `RawObject`s; only the fields the gateway needs are typed.
 
 mod error;
+mod routing;
 mod stream;
 mod usage;
 
 pub use error::{error_body, UpstreamErrorBody};
+pub use routing::{MaxPrice, ProviderPrefs, RequestNeeds, RouteExtensions, SortBy};
 pub use stream::{generated_text, ChunkAction, ChunkRewriter};
 pub use usage::TokenUsage;
 
@@ -159,15 +161,17 @@ pub struct ClientResponse {
     pub generated_text: String,
 }
 
-/// Rewrites a non-streaming response for the client: `model` shows the public name. `None`
-/// when the body is not a JSON object.
-pub fn client_response(body: &[u8], public_model: &str) -> Option<ClientResponse> {
+/// Rewrites a non-streaming response for the client: `model` shows the public name and
+/// `provider` the provider that answered (as OpenRouter does). `None` when the body is not a
+/// JSON object.
+pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Option<ClientResponse> {
     let mut obj = RawObject::parse(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
     let generated_text = generated_text(&obj);
     if obj.contains("model") {
         obj.set("model", public_model);
     }
+    obj.set("provider", provider);
     Some(ClientResponse {
         body: obj.to_vec(),
         usage,
@@ -241,11 +245,12 @@ mod tests {
         let r = client_response(
             br#"{"id":"x","model":"gemma3","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
             "fast",
+            "local",
         )
         .unwrap();
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
-            r#"{"id":"x","model":"fast","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#
+            r#"{"id":"x","model":"fast","choices":[{"message":{"content":"Hey"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7},"provider":"local"}"#
         );
         assert_eq!(
             r.usage,
@@ -256,6 +261,6 @@ mod tests {
             })
         );
         assert_eq!(r.generated_text, "Hey");
-        assert!(client_response(b"<html>", "fast").is_none());
+        assert!(client_response(b"<html>", "fast", "local").is_none());
     }
 }

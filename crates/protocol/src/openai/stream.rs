@@ -22,14 +22,16 @@ pub enum ChunkAction {
 #[derive(Debug, Clone)]
 pub struct ChunkRewriter {
     public_model: String,
+    provider: String,
     /// The client did not ask for usage, so the chunk the gateway requested is removed again.
     strip_usage: bool,
 }
 
 impl ChunkRewriter {
-    pub fn new(public_model: &str, client_wants_usage: bool) -> Self {
+    pub fn new(public_model: &str, client_wants_usage: bool, provider: &str) -> Self {
         Self {
             public_model: public_model.to_owned(),
+            provider: provider.to_owned(),
             strip_usage: !client_wants_usage,
         }
     }
@@ -61,6 +63,7 @@ impl ChunkRewriter {
         }
         if chunk.contains("model") {
             chunk.set("model", &self.public_model);
+            chunk.set("provider", &self.provider);
         }
         (
             ChunkAction::Forward(data_frame(&chunk.to_vec())),
@@ -151,13 +154,13 @@ mod tests {
             "data: {\"id\":\"c\",\"model\":\"gemma3\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n",
             "data: [DONE]\n\n"
         ));
-        let r = ChunkRewriter::new("fast", false);
+        let r = ChunkRewriter::new("fast", false, "local");
         let (a0, u0, c0) = r.rewrite(&f[0]);
         assert_eq!(c0, "Hi");
         assert_eq!(
             a0,
             ChunkAction::Forward(Bytes::from_static(
-                b"data: {\"id\":\"c\",\"model\":\"fast\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+                b"data: {\"id\":\"c\",\"model\":\"fast\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"provider\":\"local\"}\n\n"
             ))
         );
         assert_eq!(u0, None);
@@ -177,11 +180,11 @@ mod tests {
     #[test]
     fn usage_chunk_is_kept_when_the_client_asked() {
         let f = frames("data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
-        let (a, u, _) = ChunkRewriter::new("fast", true).rewrite(&f[0]);
+        let (a, u, _) = ChunkRewriter::new("fast", true, "local").rewrite(&f[0]);
         assert_eq!(
             a,
             ChunkAction::Forward(Bytes::from_static(
-                b"data: {\"model\":\"fast\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n"
+                b"data: {\"model\":\"fast\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1},\"provider\":\"local\"}\n\n"
             ))
         );
         assert_eq!(u.unwrap().input, 3);
@@ -190,11 +193,11 @@ mod tests {
     #[test]
     fn usage_on_a_content_chunk_is_removed_but_the_content_kept() {
         let f = frames("data: {\"model\":\"m\",\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n");
-        let (a, u, _) = ChunkRewriter::new("fast", false).rewrite(&f[0]);
+        let (a, u, _) = ChunkRewriter::new("fast", false, "local").rewrite(&f[0]);
         assert_eq!(
             a,
             ChunkAction::Forward(Bytes::from_static(
-                b"data: {\"model\":\"fast\",\"choices\":[{\"delta\":{}}]}\n\n"
+                b"data: {\"model\":\"fast\",\"choices\":[{\"delta\":{}}],\"provider\":\"local\"}\n\n"
             ))
         );
         assert!(u.is_some());

@@ -78,6 +78,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_changes.sql"),
         include_str!("../../migrations/postgres/0003_changes.sql"),
     ),
+    (
+        4,
+        "attempts",
+        include_str!("../../migrations/sqlite/0004_attempts.sql"),
+        include_str!("../../migrations/postgres/0004_attempts.sql"),
+    ),
 ];
 
 /// Postgres advisory lock id held while migrating, so nodes starting together take turns.

@@ -12,9 +12,9 @@ use sqlx::Row;
 
 const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_model, provider, \
     input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
-    http_status, error_code, request_id, stream, created_at";
-const COLUMN_COUNT: usize = 19;
-/// Rows per INSERT statement: 19 binds × 500 stays far below SQLite's 32,766-variable limit.
+    http_status, error_code, request_id, stream, created_at, attempts";
+const COLUMN_COUNT: usize = 20;
+/// Rows per INSERT statement: 20 binds × 500 stays far below SQLite's 32,766-variable limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
 fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
@@ -40,6 +40,8 @@ fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
         request_id: row.try_get("request_id")?,
         stream: row.try_get::<i64, _>("stream")? != 0,
         created_at: UnixMillis(row.try_get("created_at")?),
+        attempts: serde_json::from_str(&row.try_get::<String, _>("attempts")?)
+            .map_err(|e| StoreError::Backend(format!("bad usage attempts: {e}")))?,
     })
 }
 
@@ -91,7 +93,8 @@ impl UsageStore for SqlStore {
                     .bind(e.error_code.as_deref())
                     .bind(&e.request_id)
                     .bind(i64::from(e.stream))
-                    .bind(e.created_at.0);
+                    .bind(e.created_at.0)
+                    .bind(serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".to_owned()));
             }
             q.execute(&mut *tx).await?;
         }

@@ -17,16 +17,14 @@ pub struct OpenAiUpstream {
     client: reqwest::Client,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
+    total_timeout: Duration,
 }
 
 impl OpenAiUpstream {
     pub fn new(s: &ProviderSettings) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
-        if let Some(key) = &s.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| "the API key contains characters not allowed in a header")?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
+        for key in &s.api_keys {
+            bearer(key).map_err(|_| "an API key contains characters not allowed in a header")?;
         }
         for (k, v) in &s.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -48,8 +46,25 @@ impl OpenAiUpstream {
             client,
             first_byte_timeout: s.first_byte_timeout,
             idle_timeout: s.idle_timeout,
+            total_timeout: s.total_timeout,
         })
     }
+}
+
+fn bearer(key: &str) -> Result<HeaderValue, reqwest::header::InvalidHeaderValue> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {key}"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn with_key(
+    mut req: reqwest::RequestBuilder,
+    key: Option<&std::sync::Arc<str>>,
+) -> reqwest::RequestBuilder {
+    if let Some(v) = key.and_then(|k| bearer(k).ok()) {
+        req = req.header(AUTHORIZATION, v);
+    }
+    req
 }
 
 #[async_trait]
@@ -65,15 +80,15 @@ impl Upstream for OpenAiUpstream {
         } else {
             "application/json"
         };
-        let sent = self
-            .client
-            .post(url)
+        let started = tokio::time::Instant::now();
+        let sent = with_key(self.client.post(url), req.api_key.as_ref())
             .header(CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, accept)
             .body(req.body)
             .send();
-        let resp = match tokio::time::timeout(self.first_byte_timeout, sent).await {
-            Err(_) => return Err(UpstreamError::Timeout(self.first_byte_timeout)),
+        let wait = self.first_byte_timeout.min(self.total_timeout);
+        let resp = match tokio::time::timeout(wait, sent).await {
+            Err(_) => return Err(UpstreamError::Timeout(wait)),
             Ok(Err(e)) => return Err(classify(&e)),
             Ok(Ok(r)) => r,
         };
@@ -89,8 +104,27 @@ impl Upstream for OpenAiUpstream {
             status: resp.status().as_u16(),
             content_type,
             retry_after,
-            body: idle_limited(resp.bytes_stream(), self.idle_timeout),
+            body: limited(
+                resp.bytes_stream(),
+                self.idle_timeout,
+                started + self.total_timeout,
+                self.total_timeout,
+            ),
         })
+    }
+
+    async fn probe(&self, api_key: Option<std::sync::Arc<str>>) -> Result<(), UpstreamError> {
+        let url = format!("{}/models", self.base_url);
+        let sent = with_key(self.client.get(url), api_key.as_ref()).send();
+        match tokio::time::timeout(self.first_byte_timeout, sent).await {
+            Err(_) => Err(UpstreamError::Timeout(self.first_byte_timeout)),
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) => Err(UpstreamError::Transport(format!(
+                "the model listing answered HTTP {}",
+                r.status().as_u16()
+            ))),
+        }
     }
 }
 
@@ -112,17 +146,23 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Ends the body with `Idle` when no chunk arrives within `idle`.
-fn idle_limited(
+/// Ends the body with `Idle` when no chunk arrives within `idle`, and with `Timeout` at the
+/// request's `deadline`.
+fn limited(
     body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
     idle: Duration,
+    deadline: tokio::time::Instant,
+    total: Duration,
 ) -> BodyStream {
     let body = Box::pin(body);
     Box::pin(futures_util::stream::unfold(
         Some(body),
         move |state| async move {
             let mut body = state?;
-            match tokio::time::timeout(idle, body.next()).await {
+            let now = tokio::time::Instant::now();
+            let until = deadline.min(now + idle);
+            match tokio::time::timeout_at(until, body.next()).await {
+                Err(_) if until == deadline => Some((Err(UpstreamError::Timeout(total)), None)),
                 Err(_) => Some((Err(UpstreamError::Idle(idle)), None)),
                 Ok(None) => None,
                 Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
