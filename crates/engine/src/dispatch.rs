@@ -48,6 +48,9 @@ struct Failure {
     outcome: String,
     timeout: bool,
     rate_limited: bool,
+    /// The deployment cannot serve this request at all (it does not know the model): no
+    /// further tries go to it.
+    exclude: bool,
 }
 
 enum TryError {
@@ -69,6 +72,7 @@ pub(crate) async fn dispatch(
     let mut passed: Vec<Passed> = Vec::new();
     let mut cursor = 0usize;
     let mut tries = 0u32;
+    let mut excluded = vec![false; candidates.len()];
     let Outbound {
         endpoint,
         facts,
@@ -86,20 +90,24 @@ pub(crate) async fn dispatch(
         // The next candidate that can take a try now, going round the plan.
         let mut lease = None;
         for _ in 0..candidates.len() {
-            let c = &candidates[cursor % candidates.len()];
+            let at = cursor % candidates.len();
             cursor += 1;
-            match router.enter(c, Instant::now()) {
+            if excluded[at] {
+                continue;
+            }
+            match router.enter(&candidates[at], Instant::now()) {
                 Ok(l) => {
-                    lease = Some((c, l));
+                    lease = Some((at, l));
                     break;
                 }
                 Err(p) => passed.push(p),
             }
         }
-        let Some((candidate, mut lease)) = lease else {
+        let Some((at, mut lease)) = lease else {
             break;
         };
         tries += 1;
+        let candidate = &candidates[at];
         let d = candidate.deployment();
         meter.set_deployment(
             &candidate.model.name,
@@ -137,6 +145,7 @@ pub(crate) async fn dispatch(
                     outcome: "timeout".to_owned(),
                     timeout: true,
                     rate_limited: false,
+                    exclude: false,
                 }))
             }
         };
@@ -162,6 +171,7 @@ pub(crate) async fn dispatch(
                     "upstream try failed"
                 );
                 let out_of_time = f.timeout && tokio::time::Instant::now() >= deadline;
+                excluded[at] |= f.exclude;
                 failures.push(f);
                 if out_of_time {
                     break;
@@ -192,7 +202,7 @@ fn give_up(model: &str, failures: Vec<Failure>, passed: &[Passed]) -> ApiError {
         let why = if passed.iter().all(|p| matches!(p, Passed::Busy)) {
             "every deployment is at its concurrency limit"
         } else if passed.iter().all(|p| matches!(p, Passed::CoolingDown(_))) {
-            "every deployment is rate limited"
+            "every deployment is cooling down after a rate limit or a refused key"
         } else {
             "no deployment is healthy (circuit breakers open)"
         };
@@ -279,6 +289,7 @@ async fn try_once(
             outcome: "invalid_response".to_owned(),
             timeout: false,
             rate_limited: false,
+            exclude: false,
         })
     };
     if stream {
@@ -336,10 +347,13 @@ fn transport_failure(lease: &mut Lease, provider: &str, e: &UpstreamError) -> Tr
         outcome: outcome.to_owned(),
         timeout,
         rate_limited: false,
+        exclude: false,
     })
 }
 
-/// A non-2xx answer: a client error goes back as it is; the rest is retried elsewhere.
+/// A non-2xx answer: a client error goes back as it is; the rest is retried elsewhere. A 404
+/// is the deployment's fault (the gateway chose the model), so another deployment gets the
+/// request, but this one no further tries.
 async fn status_failure(
     c: &Candidate,
     lease: &mut Lease,
@@ -359,6 +373,7 @@ async fn status_failure(
                 outcome,
                 timeout: false,
                 rate_limited: status == 429,
+                exclude: false,
             })
         }
         404 | 408 | 500..=599 => {
@@ -368,6 +383,7 @@ async fn status_failure(
                 outcome,
                 timeout: matches!(status, 408 | 504),
                 rate_limited: false,
+                exclude: status == 404,
             })
         }
         _ => {

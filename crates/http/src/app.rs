@@ -104,6 +104,7 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
             axum::routing::patch(api::admin::patch_key),
         )
         .route("/admin/ledger/verify", get(api::admin::verify_ledger))
+        .route("/admin/providers", get(api::admin::providers))
         .fallback(not_found);
 
     let max_body = settings.max_body_bytes;

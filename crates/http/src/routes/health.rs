@@ -1,4 +1,5 @@
-//! `GET /health` (the process answers) and `GET /health/ready` (the database answers).
+//! `GET /health` (the process answers) and `GET /health/ready` (the database answers; the
+//! status is `degraded`, still 200, while some model has no deployment able to serve it).
 
 use crate::error::ApiResult;
 use axum::extract::State;
@@ -13,7 +14,15 @@ pub async fn live() -> Json<Value> {
 
 pub async fn ready(State(engine): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
     engine.ready().await?;
-    Ok(Json(
-        json!({ "status": "ready", "usage_queue": engine.usage_queued() }),
-    ))
+    let unavailable = engine.unavailable_models();
+    let status = if unavailable.is_empty() {
+        "ready"
+    } else {
+        "degraded"
+    };
+    Ok(Json(json!({
+        "status": status,
+        "usage_queue": engine.usage_queued(),
+        "unavailable_models": unavailable,
+    })))
 }

@@ -58,11 +58,12 @@ on_both_backends!(
         for _ in 0..3 {
             assert_eq!(app.chat(&key, chat_body("pro")).await.status(), 200);
         }
-        app.fake.script([Behavior::Status(
-            500,
-            json!({ "error": { "message": "boom" } }),
-        )]);
-        assert_eq!(app.chat(&key, chat_body("pro")).await.status(), 502);
+        // Every try fails (three by default): the request fails and costs nothing.
+        app.fake.script(std::iter::repeat_n(
+            Behavior::Status(500, json!({ "error": { "message": "boom" } })),
+            3,
+        ));
+        assert_eq!(app.chat(&key, chat_body("pro")).await.status(), 503);
         // 3 × (11 × 0.50/M + 7 × 1.50/M) = 3 × 0.000016; the failed call costs nothing.
         let b = app.balance(&token).await;
         assert_eq!(b["balance_usd"], "0.999952");

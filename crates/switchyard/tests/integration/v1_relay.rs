@@ -145,13 +145,17 @@ async fn upstream_client_errors_reach_the_client_with_their_status_and_message()
         404,
         json!({ "error": "model 'gemma3:4b' not found" }),
     )]);
+    // A 404 is the deployment's fault, not the request's: that deployment gets no more
+    // tries, and with no other deployment the model is unavailable.
     let msg = assert_error(
         app.chat(&key, chat_body("fast")).await,
-        404,
-        "upstream_rejected",
+        503,
+        "upstream_unavailable",
     )
     .await;
-    assert_eq!(msg, "model 'gemma3:4b' not found");
+    assert!(msg.contains("1 try failed"), "{msg}");
+    assert!(msg.contains("model 'gemma3:4b' not found"), "{msg}");
+    assert_eq!(app.fake.received().len(), 2, "the 404 was not retried");
 
     let events = app.usage_events(&token, 2).await;
     for e in &events {
@@ -167,13 +171,15 @@ async fn upstream_refusing_the_gateways_credentials_is_a_gateway_error() {
     let app = TestApp::start().await;
     let (_, key) = app.user_with_key("cred@example.com").await;
     app.fake.script([Behavior::Status(401, json!({ "error": { "message": "Incorrect API key provided: sk-upstr***", "code": "invalid_api_key" } }))]);
+    // The provider's only key is benched, so there is nothing left to try.
     let msg = assert_error(
         app.chat(&key, chat_body("fast")).await,
-        502,
-        "upstream_error",
+        503,
+        "upstream_unavailable",
     )
     .await;
     assert!(msg.contains("refused the gateway's credentials"), "{msg}");
+    assert!(msg.contains("`fast`"), "{msg}");
     assert!(
         !msg.contains("sk-upstr"),
         "the upstream's message about its key is not relayed"
@@ -181,33 +187,37 @@ async fn upstream_refusing_the_gateways_credentials_is_a_gateway_error() {
 }
 
 #[tokio::test]
-async fn upstream_failures_map_to_502_503_504() {
+async fn when_every_try_fails_the_client_gets_503_504_or_429_naming_the_model() {
+    // Two tries per request, and a breaker that never opens, so each failure is seen alone.
     let app = TestApp::with(crate::support::Options {
         first_byte_timeout: 0.5,
+        extra_toml: "[routing]\nmax_attempts = 2\nbreaker_threshold = 100\n".to_owned(),
         ..Default::default()
     })
     .await
     .unwrap();
     let (token, key) = app.user_with_key("fail@example.com").await;
-    app.fake.script([Behavior::Garbage]);
+    let twice = |b: Behavior| app.fake.script([b.clone(), b]);
+    twice(Behavior::Garbage);
     let msg = assert_error(
         app.chat(&key, chat_body("fast")).await,
-        502,
-        "upstream_error",
+        503,
+        "upstream_unavailable",
     )
     .await;
+    assert!(msg.contains("`fast`") && msg.contains("2 tries"), "{msg}");
     assert!(msg.contains("not a JSON object"), "{msg}");
     let msg = assert_error(
         app.chat(&key, chat_body("offline")).await,
-        502,
-        "upstream_error",
+        503,
+        "upstream_unavailable",
     )
     .await;
     assert!(msg.contains("could not connect"), "{msg}");
-    app.fake.script([Behavior::Status(
+    twice(Behavior::Status(
         503,
         json!({ "error": { "message": "loading model" } }),
-    )]);
+    ));
     let msg = assert_error(
         app.chat(&key, chat_body("fast")).await,
         503,
@@ -215,23 +225,25 @@ async fn upstream_failures_map_to_502_503_504() {
     )
     .await;
     assert!(msg.contains("loading model"));
-    app.fake.script([Behavior::Status(
+    twice(Behavior::Status(
         500,
         json!({ "error": { "message": "boom" } }),
-    )]);
+    ));
     assert_error(
         app.chat(&key, chat_body("fast")).await,
-        502,
-        "upstream_error",
+        503,
+        "upstream_unavailable",
     )
     .await;
-    app.fake.script([Behavior::Hang]);
-    assert_error(
+    twice(Behavior::Hang);
+    let msg = assert_error(
         app.chat(&key, chat_body("fast")).await,
         504,
         "upstream_timeout",
     )
     .await;
+    assert!(msg.contains("did not answer in time"), "{msg}");
+    // A rate limit cools the deployment for its Retry-After; the second try has nowhere to go.
     app.fake.script([Behavior::StatusRetryAfter(
         429,
         7,
@@ -250,14 +262,30 @@ async fn upstream_failures_map_to_502_503_504() {
     assert_eq!(
         codes,
         vec![
-            "upstream_error",
-            "upstream_error",
             "upstream_unavailable",
-            "upstream_error",
+            "upstream_unavailable",
+            "upstream_unavailable",
+            "upstream_unavailable",
             "upstream_timeout",
             "rate_limit_exceeded"
         ]
     );
+    let outcomes = |e: &Value| -> Vec<String> {
+        e["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["outcome"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        outcomes(&events[5]),
+        ["invalid_response", "invalid_response"]
+    );
+    assert_eq!(outcomes(&events[4]), ["connect_error", "connect_error"]);
+    assert_eq!(outcomes(&events[3]), ["http_503", "http_503"]);
+    assert_eq!(outcomes(&events[1]), ["timeout", "timeout"]);
+    assert_eq!(outcomes(&events[0]), ["http_429"]);
     assert!(events
         .iter()
         .all(|e| e["cost_usd"] == "0.00" && e["status"] == "error"));

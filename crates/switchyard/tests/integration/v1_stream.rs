@@ -176,14 +176,15 @@ async fn a_client_going_away_cancels_the_upstream_and_is_billed_partially() {
 async fn an_upstream_error_before_the_stream_starts_is_a_plain_error_response() {
     let app = TestApp::start().await;
     let (_, key) = app.user_with_key("s6@example.com").await;
-    app.fake.script([Behavior::Status(
-        503,
-        json!({ "error": { "message": "overloaded" } }),
-    )]);
-    assert_error(
+    app.fake.script(std::iter::repeat_n(
+        Behavior::Status(503, json!({ "error": { "message": "overloaded" } })),
+        3,
+    ));
+    let msg = assert_error(
         app.chat(&key, stream_body("fast")).await,
         503,
         "upstream_unavailable",
     )
     .await;
+    assert!(msg.contains("overloaded"), "{msg}");
 }

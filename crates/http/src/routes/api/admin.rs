@@ -1,4 +1,5 @@
-//! `/api/admin`: plans, accounts (plan, status, credit) and per-key limit overrides.
+//! `/api/admin`: plans, accounts (plan, status, credit), per-key limit overrides, and the
+//! health of every upstream deployment.
 
 use super::account_json;
 use super::billing::entry_json;
@@ -186,4 +187,39 @@ pub async fn verify_ledger(
     Ok(axum::Json(
         json!({ "ok": items.is_empty(), "mismatches": items }),
     ))
+}
+
+/// `GET /api/admin/providers`: every deployment's breaker state, latency, error rate and keys.
+pub async fn providers(
+    State(engine): State<Arc<Engine>>,
+    _admin: AdminSession,
+) -> ApiResult<axum::Json<Value>> {
+    let items: Vec<Value> = engine
+        .deployment_health()
+        .iter()
+        .map(|d| {
+            let h = &d.health;
+            json!({
+                "deployment": d.deployment,
+                "provider": d.provider,
+                "upstream_model": d.upstream_model,
+                "models": d.models,
+                "state": h.state.as_str(),
+                "half_open": h.half_open,
+                "consecutive_failures": h.consecutive_failures,
+                "retry_in_secs": h.retry_in_secs,
+                "requests_5m": h.requests,
+                "error_rate_5m": h.error_rate,
+                "p50_ms": h.p50_ms,
+                "p95_ms": h.p95_ms,
+                "ewma_ms": h.ewma_ms,
+                "in_flight": h.in_flight,
+                "last_error": h.last_error,
+                "keys": d.keys,
+                "keys_benched": d.keys_benched,
+                "max_concurrency": d.max_concurrency,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })))
 }

@@ -39,6 +39,7 @@ pub async fn list(
                 "error_code": e.error_code,
                 "stream": e.stream,
                 "request_id": e.request_id,
+                "attempts": e.attempts,
                 "created_at": rfc3339(e.created_at),
             })
         })
