@@ -175,7 +175,9 @@ impl Meter {
             // Counted with the tokenizer, and marked as such.
             (None, _) => (
                 TokenUsage {
-                    input: crate::tokens::count(&protocol::openai::prompt_text(&self.prompt)),
+                    input: crate::tokens::count_blocking(&protocol::openai::prompt_text(
+                        &self.prompt,
+                    )),
                     output: self.output.tokens(),
                     cached: 0,
                 },

@@ -111,6 +111,10 @@ impl Engine {
             settings,
         });
         engine.start_feed(engine.settings.change_poll);
+        engine.tasks.spawn(async {
+            // Off the async workers; a failure here only means the first count builds them.
+            let _ = tokio::task::spawn_blocking(tokens::warm).await;
+        });
         engine.start_health_checks();
         Ok(engine)
     }
@@ -131,6 +135,11 @@ impl Engine {
             .filter(|m| !self.router.model_available(m, now))
             .map(|m| m.name.clone())
             .collect()
+    }
+
+    /// Model names that ask the router to choose (`auto`).
+    pub fn auto_aliases(&self) -> &[String] {
+        &self.router.settings.auto.aliases
     }
 
     /// Every deployment's health, for operators.

@@ -178,7 +178,7 @@ impl Engine {
                     facts.model
                 )));
             }
-            let prompt = crate::tokens::count(&openai::prompt_text(&body.to_vec()));
+            let prompt = crate::tokens::count_blocking(&openai::prompt_text(&body.to_vec()));
             let tokens = prompt + facts.max_output_tokens.unwrap_or(0);
             auto.choose(self.models_for(auth), RequestNeeds::read(body), tokens)
                 .map_err(invalid)?

@@ -5,6 +5,25 @@
 /// character ratio, so memory per stream stays bounded.
 pub const SAMPLE_LIMIT_BYTES: usize = 16 * 1024;
 
+/// Builds the tokenizer's tables ahead of the first count (they take a while, most of all in
+/// a debug build), so a settlement never waits for them.
+pub fn warm() {
+    count("warm");
+}
+
+/// `count` for use on an async worker: on a multi-threaded runtime the worker's queued tasks
+/// are handed to another thread while this one counts, so a long count (or the first, which
+/// builds the tables) never stalls them.
+pub fn count_blocking(text: &str) -> u64 {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| count(text))
+        }
+        _ => count(text),
+    }
+}
+
 /// Tokens in `text`.
 pub fn count(text: &str) -> u64 {
     if text.is_empty() {
@@ -35,7 +54,7 @@ impl OutputSample {
 
     /// Tokens of everything pushed: exact up to the sample limit, extrapolated beyond it.
     pub fn tokens(&self) -> u64 {
-        let sampled = count(&self.sample);
+        let sampled = count_blocking(&self.sample);
         if self.total_chars == self.sample_chars || self.sample_chars == 0 {
             return sampled.max(self.total_chars.min(1));
         }

@@ -6,14 +6,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Prompt and completion tokens the fake reports for every answer.
 pub const PROMPT_TOKENS: u64 = 11;
@@ -32,6 +32,8 @@ pub enum Behavior {
     StatusRetryAfter(u16, u64, Value),
     /// Never send response headers.
     Hang,
+    /// Send 200 and the headers (an event stream when streaming), then never a body byte.
+    HangAfterHeaders,
     /// 200 with a body that is not JSON.
     Garbage,
     /// Stream `n` content chunks, then drop the connection without `[DONE]`.
@@ -59,6 +61,17 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     /// Streams whose body was dropped before it finished (the gateway went away).
     streams_cancelled: AtomicUsize,
+    /// When each abandoned request (hanging or mid-stream) was dropped.
+    cancelled_at: Mutex<Vec<Instant>>,
+    /// Status `GET /v1/models` answers with (0: 200 with a model list).
+    models_status: AtomicU16,
+    models_probes: AtomicUsize,
+}
+
+impl Shared {
+    fn cancelled(&self) {
+        self.cancelled_at.lock().unwrap().push(Instant::now());
+    }
 }
 
 pub struct FakeOpenAi {
@@ -74,6 +87,7 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/models", get(models))
             .with_state(shared.clone());
         let (addr, server) = crate::serve_on_loopback(app).await;
         FakeOpenAi {
@@ -99,6 +113,60 @@ impl FakeOpenAi {
 
     pub fn streams_cancelled(&self) -> usize {
         self.shared.streams_cancelled.load(Ordering::SeqCst)
+    }
+
+    /// When each abandoned request was dropped: a hanging one, or a stream cut short.
+    pub fn cancelled_at(&self) -> Vec<Instant> {
+        self.shared.cancelled_at.lock().unwrap().clone()
+    }
+
+    /// Makes `GET /v1/models` (the health check) answer with `status`; 200 restores the list.
+    pub fn set_models_status(&self, status: u16) {
+        let v = if status == 200 { 0 } else { status };
+        self.shared.models_status.store(v, Ordering::SeqCst);
+    }
+
+    /// How many times `GET /v1/models` was called.
+    pub fn models_probes(&self) -> usize {
+        self.shared.models_probes.load(Ordering::SeqCst)
+    }
+}
+
+/// Records its drop as a cancellation unless disarmed.
+struct Abandoned<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        self.shared.cancelled();
+    }
+}
+
+/// Waits forever; when the gateway gives up, the drop is recorded.
+async fn hang(shared: &Shared) -> Response {
+    let _guard = Abandoned { shared };
+    std::future::pending().await
+}
+
+async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.models_probes.fetch_add(1, Ordering::SeqCst);
+    shared.received.lock().unwrap().push(Received {
+        path: "/v1/models".to_owned(),
+        headers,
+        body: Value::Null,
+        raw: Bytes::new(),
+    });
+    match shared.models_status.load(Ordering::SeqCst) {
+        0 => axum::Json(json!({ "object": "list", "data": [
+            { "id": "gemma3:4b", "object": "model", "created": 1_700_000_000, "owned_by": "fake" }
+        ] }))
+        .into_response(),
+        code => (
+            StatusCode::from_u16(code).unwrap(),
+            axum::Json(json!({ "error": { "message": "unhealthy" } })),
+        )
+            .into_response(),
     }
 }
 
@@ -164,7 +232,24 @@ async fn chat(
             axum::Json(v),
         )
             .into_response(),
-        Behavior::Hang => std::future::pending().await,
+        Behavior::Hang => hang(&shared).await,
+        Behavior::HangAfterHeaders => {
+            let shared = shared.clone();
+            let never = async_stream(move |tx| async move {
+                let _guard = Abandoned { shared: &shared };
+                // Nothing is ever sent; the wait ends when the gateway drops the body.
+                tx.closed().await;
+            });
+            let kind = if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            Response::builder()
+                .header("content-type", kind)
+                .body(Body::from_stream(never))
+                .unwrap()
+        }
         Behavior::Garbage => (StatusCode::OK, "<html>surprise</html>").into_response(),
         b if stream => stream_answer(shared, model, include_usage, b),
         b => {
@@ -206,6 +291,7 @@ impl Drop for CancelGuard {
     fn drop(&mut self) {
         if !self.finished {
             self.shared.streams_cancelled.fetch_add(1, Ordering::SeqCst);
+            self.shared.cancelled();
         }
     }
 }
@@ -236,7 +322,10 @@ fn stream_answer(
         }
         for i in 0..count {
             if !every.is_zero() {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = tx.closed() => return,
+                }
             }
             let word = WORDS[i % WORDS.len()];
             if tx.send(Ok(sse(&chunk(&model, word, None)))).await.is_err() {
@@ -295,7 +384,7 @@ async fn embeddings(
         Behavior::Status(code, v) => {
             return (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
         }
-        Behavior::Hang => std::future::pending().await,
+        Behavior::Hang => return hang(&shared).await,
         _ => {}
     }
     let inputs = match &body["input"] {

@@ -24,7 +24,7 @@ pub struct ProviderSettings {
     /// API keys, used in rotation; empty for servers that need none.
     pub api_keys: Vec<String>,
     pub connect_timeout: Duration,
-    /// Time allowed until the response headers arrive.
+    /// Time allowed until the first byte of the answer's body (a stream's first event).
     pub first_byte_timeout: Duration,
     /// Longest silence allowed between two chunks of a body.
     pub idle_timeout: Duration,

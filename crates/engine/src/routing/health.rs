@@ -39,8 +39,10 @@ pub enum HealthState {
     Healthy,
     /// Rate limited (or every key benched) until a known time.
     CoolingDown,
-    /// The circuit breaker is open or half-open.
+    /// The circuit breaker is open: no requests until its cool-down ends.
     Open,
+    /// The cool-down is over (or a health check passed): the next request is a probe.
+    HalfOpen,
 }
 
 impl HealthState {
@@ -49,6 +51,7 @@ impl HealthState {
             HealthState::Healthy => "healthy",
             HealthState::CoolingDown => "cooling_down",
             HealthState::Open => "open",
+            HealthState::HalfOpen => "half_open",
         }
     }
 }
@@ -94,7 +97,6 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct HealthReport {
     pub state: HealthState,
-    pub half_open: bool,
     pub consecutive_failures: u32,
     /// Seconds until an open breaker lets a probe through, or a cool-down ends.
     pub retry_in_secs: Option<u64>,
@@ -266,8 +268,9 @@ impl DeploymentHealth {
             .collect();
         latencies.sort_unstable();
         let (state, retry_in) = match (g.breaker, g.cool_until) {
-            (Breaker::Open(until), _) => (HealthState::Open, Some(until)),
-            (Breaker::HalfOpen(_), _) => (HealthState::Open, None),
+            (Breaker::Open(until), _) if now < until => (HealthState::Open, Some(until)),
+            (Breaker::Open(_), _) => (HealthState::HalfOpen, None),
+            (Breaker::HalfOpen(_), _) => (HealthState::HalfOpen, None),
             (Breaker::Closed, Some(until)) if now < until => {
                 (HealthState::CoolingDown, Some(until))
             }
@@ -275,7 +278,6 @@ impl DeploymentHealth {
         };
         HealthReport {
             state,
-            half_open: matches!(g.breaker, Breaker::HalfOpen(_)),
             consecutive_failures: g.consecutive_failures,
             retry_in_secs: retry_in.map(|u| secs_until(now, u)),
             requests,

@@ -129,8 +129,9 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
     let models = gw.models(&client, key["key"].as_str().unwrap()).await;
     // A new account is on the free plan: its key sees the free plan's models.
     let ids = crate::support::model_ids(&models);
-    assert_eq!(ids, vec!["fast", "embed"]);
+    assert_eq!(ids, vec!["fast", "embed", "auto"]);
     assert_eq!(models["data"][1]["dimensions"], 768);
+    assert_eq!(models["data"][2]["type"], "router");
 
     let data = dir.path().join("data");
     assert!(data.join("switchyard.db").exists());
@@ -188,13 +189,15 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
             "qwen-pro",
             "deepseek-code",
             "deepseek-reason",
-            "embed"
+            "embed",
+            "auto"
         ]
     );
     let prices: Vec<(&str, &str)> = models["data"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| m["type"] != "router")
         .map(|m| {
             (
                 m["pricing"]["input"].as_str().unwrap(),
@@ -502,14 +505,14 @@ async fn admin_cli_changes_reach_a_running_server_within_a_second_or_two() {
             models["data"].as_array().unwrap().len(),
             limit,
         );
-        if seen == (json!("3.50"), 6, "7".to_owned()) {
+        if seen == (json!("3.50"), 7, "7".to_owned()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
         seen,
-        (json!("3.50"), 6, "7".to_owned()),
+        (json!("3.50"), 7, "7".to_owned()),
         "credit applied once, plan and key limit followed"
     );
     // A second look much later still shows the credit exactly once.

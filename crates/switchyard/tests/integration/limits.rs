@@ -150,7 +150,11 @@ async fn the_plan_decides_which_models_a_key_may_use() {
         .to_owned();
     let (_, models) = app.get_json("/v1/models", &key).await;
     let ids = crate::support::model_ids(&models);
-    assert_eq!(ids, vec!["fast", "embed"], "the free plan's models");
+    assert_eq!(
+        ids,
+        vec!["fast", "embed", "auto"],
+        "the free plan's models, and the router"
+    );
     let msg = assert_error(
         app.chat(&key, chat_body("pro")).await,
         403,

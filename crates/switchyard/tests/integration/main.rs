@@ -15,6 +15,7 @@ mod errors;
 mod health;
 mod limits;
 mod postgres;
+mod routing;
 mod sdk_openai;
 mod v1_models;
 mod v1_relay;

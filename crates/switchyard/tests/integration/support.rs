@@ -31,6 +31,8 @@ pub struct Options {
     pub extra_toml: String,
     pub first_byte_timeout: f64,
     pub extra_routes: axum::Router<Arc<engine::Engine>>,
+    /// API keys given to providers by name (as the environment would).
+    pub provider_keys: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             extra_toml: String::new(),
             first_byte_timeout: 10.0,
             extra_routes: axum::Router::new(),
+            provider_keys: Vec::new(),
         }
     }
 }
@@ -121,7 +124,15 @@ impl TestApp {
             opts.first_byte_timeout,
         );
         text.push_str(&opts.extra_toml);
-        let config = parse_config(&text);
+        let mut config = parse_config(&text);
+        for (name, keys) in &opts.provider_keys {
+            let p = config
+                .providers
+                .iter_mut()
+                .find(|p| p.name == *name)
+                .expect("a configured provider");
+            p.api_keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();

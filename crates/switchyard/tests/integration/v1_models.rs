@@ -12,8 +12,8 @@ async fn models_are_listed_in_openai_shape_with_prices() {
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        vec!["fast", "pro", "embed", "offline"],
-        "configuration order"
+        vec!["fast", "pro", "embed", "offline", "auto"],
+        "configuration order, then the router"
     );
     let fast = &data[0];
     assert_eq!(fast["object"], "model");
@@ -29,6 +29,11 @@ async fn models_are_listed_in_openai_shape_with_prices() {
         !body.to_string().contains("gemma3:4b"),
         "upstream names stay private"
     );
+
+    assert_eq!(data[4]["type"], "router");
+    assert_eq!(data[4]["owned_by"], "switchyard");
+    let (status, auto) = app.get_json("/v1/models/auto", &key).await;
+    assert_eq!((status, &auto["type"]), (200, &json!("router")));
 
     let (status, one) = app.get_json("/v1/models/pro", &key).await;
     assert_eq!(status, 200);

@@ -157,11 +157,14 @@ async fn a_client_going_away_cancels_the_upstream_and_is_billed_partially() {
         seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
     }
     drop(body);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = Instant::now();
+    let deadline = left + Duration::from_secs(5);
     while app.fake.streams_cancelled() == 0 {
         assert!(Instant::now() < deadline, "upstream stream never cancelled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let lag = app.fake.cancelled_at()[0].saturating_duration_since(left);
+    assert!(lag < Duration::from_millis(100), "cancelled after {lag:?}");
     let e = &app.usage_events(&token, 1).await[0];
     assert_eq!(e["status"], "partial");
     assert_eq!(e["error_code"], "client_disconnected");

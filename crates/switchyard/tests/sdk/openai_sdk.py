@@ -8,7 +8,7 @@ from openai import OpenAI
 client = OpenAI(base_url=os.environ["SWITCHYARD_BASE_URL"], api_key=os.environ["SWITCHYARD_API_KEY"], max_retries=0)
 
 models = [m.id for m in client.models.list()]
-assert models == ["fast", "pro", "embed", "offline"], models
+assert models == ["fast", "pro", "embed", "offline", "auto"], models
 
 chat = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "Say hello"}])
 assert chat.model == "fast", chat.model

@@ -106,9 +106,13 @@ impl Upstream for OpenAiUpstream {
             retry_after,
             body: limited(
                 resp.bytes_stream(),
-                self.idle_timeout,
-                started + self.total_timeout,
-                self.total_timeout,
+                BodyLimits {
+                    first_by: started + wait,
+                    first_wait: wait,
+                    idle: self.idle_timeout,
+                    deadline: started + self.total_timeout,
+                    total: self.total_timeout,
+                },
             ),
         })
     }
@@ -146,26 +150,46 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Ends the body with `Idle` when no chunk arrives within `idle`, and with `Timeout` at the
-/// request's `deadline`.
-fn limited(
-    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+/// Bounds on reading a body: the first chunk by the time-to-first-byte limit (a stream's
+/// headers come at once; its first token is what takes time), later ones within the idle
+/// limit, all of it by the request's total deadline.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    first_by: tokio::time::Instant,
+    first_wait: Duration,
     idle: Duration,
     deadline: tokio::time::Instant,
     total: Duration,
+}
+
+/// Ends the body with `Timeout` or `Idle` when a limit of `BodyLimits` passes.
+fn limited(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    limits: BodyLimits,
 ) -> BodyStream {
     let body = Box::pin(body);
     Box::pin(futures_util::stream::unfold(
-        Some(body),
+        Some((body, true)),
         move |state| async move {
-            let mut body = state?;
-            let now = tokio::time::Instant::now();
-            let until = deadline.min(now + idle);
+            let (mut body, first) = state?;
+            let l = &limits;
+            let (until, err) = if first {
+                (l.first_by, UpstreamError::Timeout(l.first_wait))
+            } else {
+                (
+                    tokio::time::Instant::now() + l.idle,
+                    UpstreamError::Idle(l.idle),
+                )
+            };
+            let (until, err) = if l.deadline <= until {
+                (l.deadline, UpstreamError::Timeout(l.total))
+            } else {
+                (until, err)
+            };
             match tokio::time::timeout_at(until, body.next()).await {
-                Err(_) if until == deadline => Some((Err(UpstreamError::Timeout(total)), None)),
-                Err(_) => Some((Err(UpstreamError::Idle(idle)), None)),
+                Err(_) => Some((Err(err), None)),
                 Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, false)))),
                 Ok(Some(Err(e))) => Some((Err(UpstreamError::Transport(root_cause(&e))), None)),
             }
         },

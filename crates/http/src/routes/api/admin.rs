@@ -205,7 +205,6 @@ pub async fn providers(
                 "upstream_model": d.upstream_model,
                 "models": d.models,
                 "state": h.state.as_str(),
-                "half_open": h.half_open,
                 "consecutive_failures": h.consecutive_failures,
                 "retry_in_secs": h.retry_in_secs,
                 "requests_5m": h.requests,

@@ -1,5 +1,5 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: OpenAI's shape, only what the key may use,
-//! with context length and prices as extra fields.
+//! with context length and prices as extra fields, and the `auto` router alias.
 
 use crate::error::{rate_headers, ApiResult};
 use crate::extract::ApiKeyAuth;
@@ -41,12 +41,24 @@ fn with_rate(engine: &Engine, auth: &engine::auth::Authenticated, body: Value) -
     resp
 }
 
+/// `auto` (and any other alias): the router picks a model per request.
+fn router_json(alias: &str) -> Value {
+    json!({
+        "id": alias,
+        "object": "model",
+        "created": 0,
+        "owned_by": "switchyard",
+        "type": "router",
+        "description": "Chooses, per request, the cheapest model this key may use that can serve it (tools, images, JSON output, context length); the response's `model` names the one that answered.",
+    })
+}
+
 pub async fn list(State(engine): State<Arc<Engine>>, ApiKeyAuth(auth): ApiKeyAuth) -> Response {
-    let data: Vec<Value> = engine
-        .models_for(&auth)
-        .iter()
-        .map(|m| model_json(m))
-        .collect();
+    let models = engine.models_for(&auth);
+    let mut data: Vec<Value> = models.iter().map(|m| model_json(m)).collect();
+    if models.iter().any(|m| m.kind == ModelKind::Chat) {
+        data.extend(engine.auto_aliases().iter().map(|a| router_json(a)));
+    }
     with_rate(&engine, &auth, json!({ "object": "list", "data": data }))
 }
 
@@ -55,6 +67,9 @@ pub async fn get(
     ApiKeyAuth(auth): ApiKeyAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    if engine.auto_aliases().contains(&id) {
+        return Ok(with_rate(&engine, &auth, router_json(&id)));
+    }
     let model = engine.model_for(&auth, &id)?;
     Ok(with_rate(&engine, &auth, model_json(&model)))
 }
