@@ -132,6 +132,32 @@ async fn a_failing_deployment_fails_over_to_the_next_and_every_attempt_is_record
     let r = app.chat(&key, chat_body("duo")).await;
     assert_eq!(r.headers()["x-switchyard-provider"], "fake");
     assert_eq!(chats(&b).len(), 1);
+
+    // A rate limit moves on too, and the limited deployment sits out its Retry-After.
+    app.fake.script([Behavior::StatusRetryAfter(
+        429,
+        30,
+        json!({ "error": { "message": "slow down" } }),
+    )]);
+    for _ in 0..2 {
+        let r = app.chat(&key, chat_body("duo")).await;
+        assert_eq!(r.headers()["x-switchyard-provider"], "b");
+    }
+    let events = app.usage_events(&token, 4).await;
+    assert_eq!(
+        attempts(&events[1]),
+        pairs(&[("fake/a-model", "http_429"), ("b/b-model", "ok")])
+    );
+    assert_eq!(attempts(&events[0]), pairs(&[("b/b-model", "ok")]));
+    let report = providers_report(&app).await;
+    let a = deployment(&report, "fake/a-model");
+    assert_eq!(a["state"], "cooling_down");
+    assert!(a["retry_in_secs"].as_u64().unwrap() > 25);
+    assert_eq!(
+        readiness(&app).await["unavailable_models"],
+        json!([]),
+        "duo still has b"
+    );
     app.assert_money_sound(&token).await;
 }
 
@@ -212,6 +238,48 @@ async fn a_stream_that_stalls_before_its_first_event_fails_over_but_one_cut_midw
     let e = &app.usage_events(&token, 2).await[0];
     assert_eq!(e["status"], "partial");
     assert_eq!(attempts(e), pairs(&[("fake/a-model", "ok")]));
+}
+
+#[tokio::test]
+async fn a_stream_that_trickles_slower_than_the_idle_limit_ends_with_an_error_event() {
+    let slow = FakeOpenAi::start().await;
+    let toml = provider("slow", &slow, "idle_timeout_secs = 0.3")
+        + r#"
+[models.drip]
+provider = "slow"
+upstream_model = "drip-model"
+input_price = "1"
+output_price = "1"
+"#;
+    let app = app_with(toml).await;
+    let (token, key) = app.user_with_key("trickle@example.com").await;
+    // The first event comes at once; the next after 0.6 s of silence.
+    slow.script([Behavior::Slow {
+        chunks: 3,
+        every: Duration::from_millis(600),
+    }]);
+    let r = app
+        .chat(
+            &key,
+            json!({ "model": "drip", "stream": true, "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    let error: Value = serde_json::from_str(events[events.len() - 2]).unwrap();
+    assert_eq!(error["error"]["code"], "upstream_timeout", "{text}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("stalled"), "{error}");
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    assert_eq!(chats(&slow).len(), 1, "bytes had gone out: no retry");
+    let e = &app.usage_events(&token, 1).await[0];
+    assert_eq!(e["status"], "partial");
+    assert_eq!(e["error_code"], "upstream_timeout");
+    let report = providers_report(&app).await;
+    assert_eq!(deployment(&report, "slow/drip-model")["consecutive_failures"], 1);
 }
 
 #[tokio::test]
