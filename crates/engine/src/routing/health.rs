@@ -158,9 +158,10 @@ impl DeploymentHealth {
         let mut g = self.lock();
         g.breaker = Breaker::Closed;
         g.consecutive_failures = 0;
+        let exact = latency.as_secs_f64() * 1000.0;
         g.ewma_ms = Some(match g.ewma_ms {
-            Some(prev) => prev + EWMA_ALPHA * (f64::from(ms) - prev),
-            None => f64::from(ms),
+            Some(prev) => prev + EWMA_ALPHA * (exact - prev),
+            None => exact,
         });
         push(&mut g.recent, now, true, ms);
     }

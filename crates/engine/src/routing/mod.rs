@@ -210,17 +210,21 @@ impl Router {
             }),
             Strategy::Weighted => idx.sort_by(by_draw),
             Strategy::LeastLatency => {
-                let ewma: Vec<f64> = model
+                // Untried deployments first (`None` sorts before any latency), so each
+                // gets measured; then the fastest.
+                let ewma: Vec<Option<f64>> = model
                     .deployments
                     .iter()
-                    .map(|d| {
-                        self.health
-                            .get(&d.key())
-                            .and_then(|h| h.ewma_ms())
-                            .unwrap_or(0.0)
-                    })
+                    .map(|d| self.health.get(&d.key()).and_then(|h| h.ewma_ms()))
                     .collect();
-                idx.sort_by(|a, b| ewma[*a].total_cmp(&ewma[*b]).then_with(|| by_draw(a, b)));
+                idx.sort_by(|a, b| {
+                    let (ea, eb) = (ewma[*a], ewma[*b]);
+                    let by_latency = match (ea, eb) {
+                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        _ => ea.is_some().cmp(&eb.is_some()),
+                    };
+                    by_latency.then_with(|| by_draw(a, b))
+                });
             }
             Strategy::LowestCost => idx.sort_by_key(|i| model.deployments[*i].price_rank(model)),
         }

@@ -272,14 +272,23 @@ output_price = "1"
         .collect();
     let error: Value = serde_json::from_str(events[events.len() - 2]).unwrap();
     assert_eq!(error["error"]["code"], "upstream_timeout", "{text}");
-    assert!(error["error"]["message"].as_str().unwrap().contains("stalled"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stalled"),
+        "{error}"
+    );
     assert_eq!(events.last(), Some(&"[DONE]"));
     assert_eq!(chats(&slow).len(), 1, "bytes had gone out: no retry");
     let e = &app.usage_events(&token, 1).await[0];
     assert_eq!(e["status"], "partial");
     assert_eq!(e["error_code"], "upstream_timeout");
     let report = providers_report(&app).await;
-    assert_eq!(deployment(&report, "slow/drip-model")["consecutive_failures"], 1);
+    assert_eq!(
+        deployment(&report, "slow/drip-model")["consecutive_failures"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -556,11 +565,11 @@ async fn a_provider_at_its_concurrency_limit_passes_requests_to_the_next_deploym
     let (_, key) = app.user_with_key("busy@example.com").await;
     b.script([Behavior::Costly {
         completion: 7,
-        delay: Duration::from_millis(600),
+        delay: Duration::from_millis(1500),
     }]);
     let first = app.chat(&key, chat_body("duo"));
     let second = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         app.chat(&key, chat_body("duo")).await
     };
     let (first, second) = tokio::join!(first, second);
