@@ -357,14 +357,25 @@ on_every_backend!(
         let id = a.account.id.clone();
         let (_, k) = key(&id, 1000);
         s.insert_key(&k).await.unwrap();
+        // A second account's debits in the same batch, interleaved.
+        let mut b = account("d2@example.com");
+        b.initial_credit = Some(credit(&b.account.id, LedgerKind::Grant, "2", None));
+        s.create_account(&b).await.unwrap();
+        let (_, kb) = key(&b.account.id, 1000);
+        s.insert_key(&kb).await.unwrap();
         let mut free = event(&id, &k.id, 20_000, 0);
         free.status = UsageStatus::Error;
         let events = vec![
             event(&id, &k.id, 10_000, 1_500),
+            event(&b.account.id, &kb.id, 10_001, 7),
             event(&id, &k.id, 86_400_000 + 5, 250),
             free,
+            event(&b.account.id, &kb.id, 10_002, 3),
         ];
         s.insert_usage(&events).await.unwrap();
+        let (b_entries, _) = s.list_ledger(&b.account.id, 10, 0).await.unwrap();
+        let b_after: Vec<i64> = b_entries.iter().map(|e| e.balance_after.nanos()).collect();
+        assert_eq!(b_after, [2_000_000_000, 2_000_000_000 - 10, 2_000_000_000 - 7]);
         let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
         assert_eq!(money.balance, Money::from_nanos(1_000_000_000 - 1_750));
         assert_eq!(money.month_spend, Money::from_nanos(1_750));
@@ -384,7 +395,13 @@ on_every_backend!(
             total, 3,
             "grant and two debits; the free event moves no money"
         );
-        assert_eq!(entries[0].reference.as_deref(), Some(events[1].id.as_str()));
+        assert_eq!(entries[0].reference.as_deref(), Some(events[2].id.as_str()));
+        let after: Vec<i64> = entries.iter().map(|e| e.balance_after.nanos()).collect();
+        assert_eq!(
+            after,
+            [1_000_000_000 - 1_750, 1_000_000_000 - 1_500, 1_000_000_000],
+            "each debit records the balance it left"
+        );
         assert!(s.ledger_mismatches().await.unwrap().is_empty());
 
         let by_day = s

@@ -259,3 +259,25 @@ fn connect_is_send() {
     });
     is_send(&future);
 }
+
+/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows.
+pub(super) fn multi_insert_sql(
+    table: &str,
+    columns: &str,
+    column_count: usize,
+    rows: usize,
+) -> String {
+    use std::fmt::Write as _;
+    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..column_count {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", r * column_count + c + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}

@@ -45,24 +45,6 @@ fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
     })
 }
 
-fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO usage_events ({COLUMNS}) VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..COLUMN_COUNT {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", r * COLUMN_COUNT + c + 1));
-        }
-        sql.push(')');
-    }
-    sql
-}
-
 #[async_trait]
 impl UsageStore for SqlStore {
     async fn insert_usage(&self, events: &[UsageEvent]) -> Result<()> {
@@ -71,7 +53,7 @@ impl UsageStore for SqlStore {
         }
         let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
+            let sql = super::multi_insert_sql("usage_events", COLUMNS, COLUMN_COUNT, chunk.len());
             let mut q = sqlx::query(&sql);
             for e in chunk {
                 q = q
@@ -99,17 +81,21 @@ impl UsageStore for SqlStore {
             q.execute(&mut *tx).await?;
         }
         // Each event that cost something debits its account, in this same transaction.
-        for e in events.iter().filter(|e| e.cost > Money::ZERO) {
-            let debit = NewLedgerEntry {
-                account_id: e.account_id.clone(),
-                kind: LedgerKind::Usage,
-                amount: -e.cost,
-                reason: format!("{} {}", e.endpoint, e.public_model),
-                reference: Some(e.id.0.clone()),
-            };
-            super::ledger::append_in(&mut tx, &debit, super::ledger::new_entry_id(), e.created_at)
-                .await?;
-        }
+        let debits: Vec<(NewLedgerEntry, UnixMillis)> = events
+            .iter()
+            .filter(|e| e.cost > Money::ZERO)
+            .map(|e| {
+                let debit = NewLedgerEntry {
+                    account_id: e.account_id.clone(),
+                    kind: LedgerKind::Usage,
+                    amount: -e.cost,
+                    reason: format!("{} {}", e.endpoint, e.public_model),
+                    reference: Some(e.id.0.clone()),
+                };
+                (debit, e.created_at)
+            })
+            .collect();
+        super::ledger::append_many_in(&mut tx, &debits).await?;
         // One update per key in the batch, not per event.
         let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
         for e in events {
