@@ -48,6 +48,13 @@ enum Command {
     },
     /// Every scenario; writes the JSON results and docs/BENCHMARKS.md.
     Run(run::Options),
+    /// Only the usage-writer figure (for profiling the writer).
+    Writer {
+        #[arg(long, default_value_t = 50_000)]
+        events: usize,
+        #[arg(long)]
+        postgres: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -59,6 +66,21 @@ fn main() -> Result<()> {
             Command::Upstream { listen } => upstream::run(listen).await,
             Command::Proxy { listen, upstream } => proxy::run(listen, upstream).await,
             Command::Run(opts) => run::run(opts).await,
+            Command::Writer { events, postgres } => {
+                let kind = if postgres {
+                    testkit::db::Kind::Postgres
+                } else {
+                    testkit::db::Kind::Sqlite
+                };
+                match usage::measure(kind, events, 10_000).await? {
+                    Some(w) => println!(
+                        "{:.0} events/s; at {}/s the queue peaked at {}",
+                        w.capacity_per_sec, w.steady_rate, w.steady_max_queued
+                    ),
+                    None => println!("database not reachable"),
+                }
+                Ok(())
+            }
         }
     })
 }

@@ -30,6 +30,13 @@ pub struct Options {
     /// Where the JSON results go (default bench/results/latest.json).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Instead of the scenarios: print the gateway's pid, then hold it under closed-loop
+    /// load this many seconds (for `perf record -p`).
+    #[arg(long)]
+    profile_secs: Option<u64>,
+    /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
+    #[arg(long)]
+    wrap: Option<String>,
 }
 
 /// A child process killed when dropped.
@@ -80,7 +87,7 @@ fn spawn_pinned(
 }
 
 async fn wait_listening(p: &mut Proc, addr: SocketAddr) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(());
@@ -322,20 +329,31 @@ output_price = "0.30"
     );
     let config_path = dir.join("switchyard.toml");
     std::fs::write(&config_path, config)?;
+    let wrapped: Vec<String> = opts
+        .wrap
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .chain([switchyard.display().to_string(), "serve".to_owned()])
+        .collect();
+    let (gw_exe, gw_args) = wrapped.split_first().ok_or_else(|| anyhow!("no gateway"))?;
+    let gw_args: Vec<&str> = gw_args.iter().map(String::as_str).collect();
     let mut gateway = spawn_pinned(
         "gateway",
         0,
-        &switchyard,
-        &["serve"],
+        Path::new(gw_exe),
+        &gw_args,
         &[("SWITCHYARD_CONFIG", config_path.display().to_string())],
         &dir.join("gateway.log"),
     )?;
     wait_listening(&mut upstream, up_addr).await?;
     wait_listening(&mut proxy, proxy_addr).await?;
     wait_listening(&mut gateway, gw_addr).await?;
+    let s = setup(gw_addr).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle_gateway = rss(gateway.pid())?;
     let rss_idle_proxy = rss(proxy.pid())?;
-    let s = setup(gw_addr).await?;
     println!("gateway up at {gw_addr}; logs in {}", dir.display());
 
     let path = "/v1/chat/completions".to_owned();
@@ -360,6 +378,15 @@ output_price = "0.30"
         ("gateway", &via_gateway, gateway.pid()),
     ];
     let small = chat_body(false, 0, 0);
+    if let Some(secs) = opts.profile_secs {
+        println!("gateway pid {}", gateway.pid());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let m = load::closed(&via_gateway, small, 8, Duration::from_secs(secs)).await?;
+        check("gateway", &m)?;
+        println!("{} requests, {:.0} req/s", m.requests, m.rps());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        return Ok(());
+    }
 
     // 1. Closed loop: throughput and CPU per request.
     let conns = 32;

@@ -111,10 +111,6 @@ impl Engine {
             settings,
         });
         engine.start_feed(engine.settings.change_poll);
-        engine.tasks.spawn(async {
-            // Off the async workers; a failure here only means the first count builds them.
-            let _ = tokio::task::spawn_blocking(tokens::warm).await;
-        });
         engine.start_health_checks();
         Ok(engine)
     }

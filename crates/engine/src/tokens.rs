@@ -5,15 +5,11 @@
 /// character ratio, so memory per stream stays bounded.
 pub const SAMPLE_LIMIT_BYTES: usize = 16 * 1024;
 
-/// Builds the tokenizer's tables ahead of the first count (they take a while, most of all in
-/// a debug build), so a settlement never waits for them.
-pub fn warm() {
-    count("warm");
-}
-
 /// `count` for use on an async worker: on a multi-threaded runtime the worker's queued tasks
 /// are handed to another thread while this one counts, so a long count (or the first, which
-/// builds the tables) never stalls them.
+/// builds the tokenizer's tables: a second unoptimised, tens of MB) never stalls them. The
+/// tables are built on first use, not at start: with upstreams that report usage they are
+/// never needed.
 pub fn count_blocking(text: &str) -> u64 {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {

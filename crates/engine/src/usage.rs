@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 /// Events buffered between requests and the writer. When full, a request's event waits in a
 /// tracked task rather than being dropped, so this bounds memory in the common case only.
 const QUEUE_CAPACITY: usize = 65_536;
+/// How long the writer lets a batch fill after its first event: a few large transactions
+/// cost the database (and the gateway's core) far less than many small ones.
+const LINGER: Duration = Duration::from_millis(100);
 /// Retry delays for a failed batch write: the events stay in memory and are retried.
 const RETRY_START: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -101,6 +104,7 @@ impl Writer {
                     if n == 0 {
                         return;
                     }
+                    self.fill(&mut batch).await;
                     self.write(&mut batch).await;
                 }
                 () = self.closing.cancelled() => break,
@@ -121,6 +125,20 @@ impl Writer {
         }
         self.write(&mut batch).await;
         self.rx.close();
+    }
+
+    /// Takes more events into `batch` until it is full, `LINGER` has passed or shutdown
+    /// begins.
+    async fn fill(&mut self, batch: &mut Vec<UsageEvent>) {
+        let until = tokio::time::Instant::now() + LINGER;
+        while batch.len() < self.batch_size {
+            let room = self.batch_size - batch.len();
+            tokio::select! {
+                got = self.rx.recv_many(batch, room) => if got == 0 { return },
+                () = tokio::time::sleep_until(until) => return,
+                () = self.closing.cancelled() => return,
+            }
+        }
     }
 
     /// Writes and clears `batch`, retrying with backoff until it is stored.

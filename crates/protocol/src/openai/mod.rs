@@ -157,7 +157,7 @@ pub struct ClientResponse {
     pub body: Vec<u8>,
     /// The usage the upstream reported, if any.
     pub usage: Option<TokenUsage>,
-    /// The generated text, for a token count when `usage` is missing.
+    /// The generated text, for a token count when `usage` is missing (empty otherwise).
     pub generated_text: String,
 }
 
@@ -167,7 +167,12 @@ pub struct ClientResponse {
 pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Option<ClientResponse> {
     let mut obj = RawObject::parse(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
-    let generated_text = generated_text(&obj);
+    // Only needed to count tokens when the upstream reported none.
+    let generated_text = if usage.is_none() {
+        generated_text(&obj)
+    } else {
+        String::new()
+    };
     if obj.contains("model") {
         obj.set("model", public_model);
     }

@@ -75,12 +75,12 @@ pub(super) async fn append_in(
 const LEDGER_COLUMNS: &str =
     "id, account_id, kind, amount_nanos, balance_after_nanos, reason, reference, created_at";
 const LEDGER_COLUMN_COUNT: usize = 8;
-const LEDGER_ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Appends many entries inside the caller's transaction, in order: one balance update per
 /// account and multi-row inserts, so a batch of usage debits costs a few statements, not two
 /// per entry. Each entry's `balance_after` is what one-by-one appends would have recorded.
 pub(super) async fn append_many_in(
+    store: &SqlStore,
     conn: &mut AnyConnection,
     entries: &[(NewLedgerEntry, UnixMillis)],
 ) -> std::result::Result<(), sqlx::Error> {
@@ -110,7 +110,7 @@ pub(super) async fn append_many_in(
         let after: i64 = row.try_get("balance_nanos")?;
         running.push((account, after - sum));
     }
-    for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
+    for chunk in entries.chunks(store.rows_per_insert(LEDGER_COLUMN_COUNT)) {
         let sql = super::multi_insert_sql(
             "ledger_entries",
             LEDGER_COLUMNS,

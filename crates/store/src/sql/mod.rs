@@ -148,6 +148,17 @@ impl SqlStore {
         &self.backend
     }
 
+    /// Rows per multi-row INSERT of `columns` columns. SQLite looks each bound parameter up
+    /// by a linear walk, so a statement's bind cost grows with the square of its parameters:
+    /// there, short statements win. Postgres pays a round trip per statement: long ones win.
+    pub(super) fn rows_per_insert(&self, columns: usize) -> usize {
+        let params = match self.backend {
+            Backend::Sqlite { .. } => 200,
+            Backend::Postgres { .. } => 20_000,
+        };
+        (params / columns.max(1)).max(1)
+    }
+
     /// How many times a key was looked up by hash (auth-cache misses).
     pub fn key_lookups(&self) -> u64 {
         self.key_lookups.load(std::sync::atomic::Ordering::Relaxed)
@@ -260,14 +271,28 @@ fn connect_is_send() {
     is_send(&future);
 }
 
-/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows.
+/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows. Built once per
+/// shape and kept: batches mostly have the same few shapes, and the same text lets the
+/// driver reuse its prepared statement.
 pub(super) fn multi_insert_sql(
-    table: &str,
-    columns: &str,
+    table: &'static str,
+    columns: &'static str,
     column_count: usize,
     rows: usize,
-) -> String {
+) -> std::sync::Arc<str> {
+    use std::collections::HashMap;
     use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(&'static str, usize), Arc<str>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(sql) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(table, rows))
+    {
+        return sql.clone();
+    }
     let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -279,5 +304,10 @@ pub(super) fn multi_insert_sql(
         }
         sql.push(')');
     }
+    let sql: Arc<str> = Arc::from(sql);
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((table, rows), sql.clone());
     sql
 }

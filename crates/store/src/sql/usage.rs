@@ -14,8 +14,6 @@ const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_
     input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
     http_status, error_code, request_id, stream, created_at, attempts";
 const COLUMN_COUNT: usize = 20;
-/// Rows per INSERT statement: 20 binds × 500 stays far below SQLite's 32,766-variable limit.
-const ROWS_PER_STATEMENT: usize = 500;
 
 fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
     let status: String = row.try_get("status")?;
@@ -52,7 +50,7 @@ impl UsageStore for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        for chunk in events.chunks(self.rows_per_insert(COLUMN_COUNT)) {
             let sql = super::multi_insert_sql("usage_events", COLUMNS, COLUMN_COUNT, chunk.len());
             let mut q = sqlx::query(&sql);
             for e in chunk {
@@ -95,7 +93,7 @@ impl UsageStore for SqlStore {
                 (debit, e.created_at)
             })
             .collect();
-        super::ledger::append_many_in(&mut tx, &debits).await?;
+        super::ledger::append_many_in(self, &mut tx, &debits).await?;
         // One update per key in the batch, not per event.
         let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
         for e in events {

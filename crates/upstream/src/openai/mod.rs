@@ -5,6 +5,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use protocol::openai::Endpoint;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct OpenAiUpstream {
     name: String,
     base_url: String,
+    /// Each endpoint's URL, parsed once rather than per request.
+    urls: [reqwest::Url; 3],
     client: reqwest::Client,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -38,11 +41,24 @@ impl OpenAiUpstream {
             .connect_timeout(s.connect_timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            // A redirect from a model server is a misconfiguration to report, not to follow
+            // with the request body and key.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let base_url = s.base_url.trim_end_matches('/').to_owned();
+        let url = |e: Endpoint| {
+            reqwest::Url::parse(&format!("{base_url}{}", e.path()))
+                .map_err(|err| format!("base_url `{}`: {err}", s.base_url))
+        };
         Ok(Self {
             name: s.name.clone(),
-            base_url: s.base_url.trim_end_matches('/').to_owned(),
+            urls: [
+                url(Endpoint::ChatCompletions)?,
+                url(Endpoint::Completions)?,
+                url(Endpoint::Embeddings)?,
+            ],
+            base_url,
             client,
             first_byte_timeout: s.first_byte_timeout,
             idle_timeout: s.idle_timeout,
@@ -74,7 +90,12 @@ impl Upstream for OpenAiUpstream {
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let url = format!("{}{}", self.base_url, req.endpoint.path());
+        let url = self.urls[match req.endpoint {
+            Endpoint::ChatCompletions => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        }]
+        .clone();
         let accept = if req.stream {
             "text/event-stream"
         } else {
