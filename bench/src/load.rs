@@ -136,7 +136,12 @@ impl Measured {
 }
 
 /// `conns` connections, each sending its next request as soon as the last is answered.
-pub async fn closed(target: &Target, body: Bytes, conns: usize, duration: Duration) -> Result<Measured> {
+pub async fn closed(
+    target: &Target,
+    body: Bytes,
+    conns: usize,
+    duration: Duration,
+) -> Result<Measured> {
     let started = Instant::now();
     let until = started + duration;
     let mut workers = Vec::new();
@@ -243,7 +248,10 @@ pub async fn streams(target: &Target, body: Bytes, count: usize) -> Result<Strea
         let resp = sender.send_request(req).await?;
         if resp.status() != 200 {
             let text = resp.into_body().collect().await?.to_bytes();
-            return Err(anyhow!("stream refused: {}", String::from_utf8_lossy(&text)));
+            return Err(anyhow!(
+                "stream refused: {}",
+                String::from_utf8_lossy(&text)
+            ));
         }
         let mut body = resp.into_body();
         let mut last: Option<Instant> = None;

@@ -60,7 +60,9 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // One worker thread per core the process may use (the bench pins each process to one).
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Upstream { listen } => upstream::run(listen).await,

@@ -149,7 +149,10 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores visible to the bench, Linux {}", kernel.trim())
+    format!(
+        "{cpu}, {cores} cores visible to the bench, Linux {}",
+        kernel.trim()
+    )
 }
 
 struct Setup {
@@ -181,7 +184,10 @@ async fn setup(gateway: SocketAddr) -> Result<Setup> {
         .send()
         .await?)
     .await?;
-    let admin = admin["access_token"].as_str().unwrap_or_default().to_owned();
+    let admin = admin["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     ok(http
         .put(url("/api/admin/plans/bench"))
         .bearer_auth(&admin)
@@ -607,7 +613,10 @@ fn report(r: &Value) -> String {
         if r["quick"] == true { " --quick" } else { "" },
         r["machine"].as_str().unwrap_or("?")
     );
-    let _ = writeln!(md, "| figure | target | bare proxy | Switchyard | ratio | |");
+    let _ = writeln!(
+        md,
+        "| figure | target | bare proxy | Switchyard | ratio | |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|");
     let cpu_p = f(&c["cpu_us_per_request"]["proxy"]);
     let cpu_g = f(&c["cpu_us_per_request"]["gateway"]);
@@ -675,7 +684,10 @@ fn report(r: &Value) -> String {
         pass(sq >= 20_000.0)
     );
     if w["postgres"].is_null() {
-        let _ = writeln!(md, "| usage writer, Postgres | ≥ 10,000 settled/s | | not reachable | | |");
+        let _ = writeln!(
+            md,
+            "| usage writer, Postgres | ≥ 10,000 settled/s | | not reachable | | |"
+        );
     } else {
         let pg = f(&w["postgres"]["events_per_sec"]);
         let _ = writeln!(
@@ -720,14 +732,50 @@ fn report(r: &Value) -> String {
             f(&v["gateway"]) * scale
         );
     };
-    row(&mut md, "closed loop, req/s (32 connections)", &c["rps"], "", 1.0);
-    row(&mut md, "closed loop, CPU per request of that process", &c["cpu_us_per_request"], " µs", 1.0);
+    row(
+        &mut md,
+        "closed loop, req/s (32 connections)",
+        &c["rps"],
+        "",
+        1.0,
+    );
+    row(
+        &mut md,
+        "closed loop, CPU per request of that process",
+        &c["cpu_us_per_request"],
+        " µs",
+        1.0,
+    );
     row(&mut md, "closed loop, p50", &c["p50_us"], " µs", 1.0);
-    row(&mut md, "open loop 2,000 req/s, p50", &o["p50_us"], " µs", 1.0);
-    row(&mut md, "open loop 2,000 req/s, p99", &o["p99_us"], " µs", 1.0);
-    row(&mut md, "open loop 2,000 req/s, p99.9", &o["p999_us"], " µs", 1.0);
+    row(
+        &mut md,
+        "open loop 2,000 req/s, p50",
+        &o["p50_us"],
+        " µs",
+        1.0,
+    );
+    row(
+        &mut md,
+        "open loop 2,000 req/s, p99",
+        &o["p99_us"],
+        " µs",
+        1.0,
+    );
+    row(
+        &mut md,
+        "open loop 2,000 req/s, p99.9",
+        &o["p999_us"],
+        " µs",
+        1.0,
+    );
     row(&mut md, "stream TTFB p50", &st["ttfb_p50_us"], " µs", 1.0);
-    row(&mut md, "stream, longest gap between chunks", &st["longest_gap_ms"], " ms", 1.0);
+    row(
+        &mut md,
+        "stream, longest gap between chunks",
+        &st["longest_gap_ms"],
+        " ms",
+        1.0,
+    );
     let _ = writeln!(
         md,
         "| RSS per held stream | | {:.1} KB | {:.1} KB |",

@@ -57,7 +57,11 @@ pub async fn measure(kind: Kind, events: usize, steady_rate: u32) -> Result<Opti
     let Some(db) = TestDb::of(kind).await else {
         return Ok(None);
     };
-    let store = Arc::new(store::connect(db.backend.clone()).await.context("connecting")?);
+    let store = Arc::new(
+        store::connect(db.backend.clone())
+            .await
+            .context("connecting")?,
+    );
     let account = AccountId::generate();
     store
         .create_account(&NewAccount {

@@ -375,7 +375,10 @@ on_every_backend!(
         s.insert_usage(&events).await.unwrap();
         let (b_entries, _) = s.list_ledger(&b.account.id, 10, 0).await.unwrap();
         let b_after: Vec<i64> = b_entries.iter().map(|e| e.balance_after.nanos()).collect();
-        assert_eq!(b_after, [2_000_000_000, 2_000_000_000 - 10, 2_000_000_000 - 7]);
+        assert_eq!(
+            b_after,
+            [2_000_000_000, 2_000_000_000 - 10, 2_000_000_000 - 7]
+        );
         let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
         assert_eq!(money.balance, Money::from_nanos(1_000_000_000 - 1_750));
         assert_eq!(money.month_spend, Money::from_nanos(1_750));

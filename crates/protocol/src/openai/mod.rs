@@ -265,7 +265,14 @@ mod tests {
                 cached: 0
             })
         );
-        assert_eq!(r.generated_text, "Hey");
+        assert_eq!(r.generated_text, "", "not needed: usage was reported");
+        let r = client_response(
+            br#"{"model":"gemma3","choices":[{"message":{"content":"Hey"}}]}"#,
+            "fast",
+            "local",
+        )
+        .unwrap();
+        assert_eq!((r.usage, r.generated_text.as_str()), (None, "Hey"));
         assert!(client_response(b"<html>", "fast", "local").is_none());
     }
 }

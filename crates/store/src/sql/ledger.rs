@@ -2,7 +2,7 @@
 //! transaction, so a balance is always the sum of its ledger.
 
 use super::accounts::{account_from_row, ACCOUNT_COLUMNS};
-use super::{get_u64, SqlStore};
+use super::{get_u64, Cell, SqlStore};
 use crate::ports::{LedgerMismatch, LedgerStore, MoneySnapshot, Result, StoreError};
 use async_trait::async_trait;
 use domain::{
@@ -74,7 +74,6 @@ pub(super) async fn append_in(
 
 const LEDGER_COLUMNS: &str =
     "id, account_id, kind, amount_nanos, balance_after_nanos, reason, reference, created_at";
-const LEDGER_COLUMN_COUNT: usize = 8;
 
 /// Appends many entries inside the caller's transaction, in order: one balance update per
 /// account and multi-row inserts, so a batch of usage debits costs a few statements, not two
@@ -110,15 +109,11 @@ pub(super) async fn append_many_in(
         let after: i64 = row.try_get("balance_nanos")?;
         running.push((account, after - sum));
     }
-    for chunk in entries.chunks(store.rows_per_insert(LEDGER_COLUMN_COUNT)) {
-        let sql = super::multi_insert_sql(
-            "ledger_entries",
-            LEDGER_COLUMNS,
-            LEDGER_COLUMN_COUNT,
-            chunk.len(),
-        );
-        let mut q = sqlx::query(&sql);
-        for (e, at) in chunk {
+    let ids: Vec<String> = entries.iter().map(|_| new_entry_id()).collect();
+    let rows: Vec<Vec<Cell<'_>>> = entries
+        .iter()
+        .zip(&ids)
+        .map(|((e, at), id)| {
             let balance = running
                 .iter_mut()
                 .find(|(a, _)| *a == &e.account_id)
@@ -126,18 +121,21 @@ pub(super) async fn append_many_in(
                     *b += e.amount.nanos();
                     *b
                 });
-            q = q
-                .bind(new_entry_id())
-                .bind(e.account_id.as_str())
-                .bind(e.kind.as_str())
-                .bind(e.amount.nanos())
-                .bind(balance)
-                .bind(e.reason.as_str())
-                .bind(e.reference.as_deref())
-                .bind(at.0);
-        }
-        q.execute(&mut *conn).await?;
-    }
+            vec![
+                Cell::Text(Some(id)),
+                Cell::Text(Some(e.account_id.as_str())),
+                Cell::Text(Some(e.kind.as_str())),
+                Cell::Int(e.amount.nanos()),
+                Cell::Int(balance),
+                Cell::Text(Some(&e.reason)),
+                Cell::Text(e.reference.as_deref()),
+                Cell::Int(at.0),
+            ]
+        })
+        .collect();
+    store
+        .insert_rows(conn, "ledger_entries", LEDGER_COLUMNS, &rows)
+        .await?;
     Ok(())
 }
 

@@ -148,15 +148,47 @@ impl SqlStore {
         &self.backend
     }
 
-    /// Rows per multi-row INSERT of `columns` columns. SQLite looks each bound parameter up
-    /// by a linear walk, so a statement's bind cost grows with the square of its parameters:
-    /// there, short statements win. Postgres pays a round trip per statement: long ones win.
-    pub(super) fn rows_per_insert(&self, columns: usize) -> usize {
-        let params = match self.backend {
-            Backend::Sqlite { .. } => 200,
-            Backend::Postgres { .. } => 20_000,
+    /// Inserts `rows` (each `columns`' values, in order) with as few statements as the
+    /// backend allows. SQLite gets the whole batch as one JSON parameter, unpacked by
+    /// `json_each`: its cost per bound parameter grows with the statement's parameter count,
+    /// so one parameter beats thousands. Postgres gets multi-row `VALUES` statements of up to
+    /// 20,000 parameters (it pays a round trip per statement, not per parameter).
+    pub(super) async fn insert_rows(
+        &self,
+        conn: &mut AnyConnection,
+        table: &'static str,
+        columns: &'static str,
+        rows: &[Vec<Cell<'_>>],
+    ) -> std::result::Result<(), sqlx::Error> {
+        let Some(width) = rows.first().map(Vec::len) else {
+            return Ok(());
         };
-        (params / columns.max(1)).max(1)
+        match self.backend {
+            Backend::Sqlite { .. } => {
+                let json =
+                    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                let picks: Vec<String> = (0..width).map(|i| format!("value->>{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({columns}) SELECT {} FROM json_each($1)",
+                    picks.join(", ")
+                );
+                sqlx::query(&sql).bind(json).execute(&mut *conn).await?;
+            }
+            Backend::Postgres { .. } => {
+                for chunk in rows.chunks((20_000 / width).max(1)) {
+                    let sql = multi_insert_sql(table, columns, width, chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for cell in chunk.iter().flatten() {
+                        q = match cell {
+                            Cell::Text(t) => q.bind(*t),
+                            Cell::Int(i) => q.bind(*i),
+                        };
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// How many times a key was looked up by hash (auth-cache misses).
@@ -269,6 +301,14 @@ fn connect_is_send() {
         path: PathBuf::new(),
     });
     is_send(&future);
+}
+
+/// One value of a row for `SqlStore::insert_rows`.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub(super) enum Cell<'a> {
+    Text(Option<&'a str>),
+    Int(i64),
 }
 
 /// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows. Built once per

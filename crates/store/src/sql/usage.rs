@@ -1,6 +1,6 @@
 //! Usage log port on SQL: batched inserts in one transaction, paginated reads.
 
-use super::{get_u64, to_i64, SqlStore};
+use super::{get_u64, to_i64, Cell, SqlStore};
 use crate::ports::{Result, StoreError, UsageGroup, UsagePage, UsageStore, UsageTotal};
 use async_trait::async_trait;
 use domain::{
@@ -13,7 +13,6 @@ use sqlx::Row;
 const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_model, provider, \
     input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
     http_status, error_code, request_id, stream, created_at, attempts";
-const COLUMN_COUNT: usize = 20;
 
 fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
     let status: String = row.try_get("status")?;
@@ -49,35 +48,41 @@ impl UsageStore for SqlStore {
         if events.is_empty() {
             return Ok(());
         }
+        let attempts: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".to_owned()))
+            .collect();
+        let rows: Vec<Vec<Cell<'_>>> = events
+            .iter()
+            .zip(&attempts)
+            .map(|(e, attempts)| {
+                vec![
+                    Cell::Text(Some(e.id.as_str())),
+                    Cell::Text(Some(e.account_id.as_str())),
+                    Cell::Text(Some(e.key_id.as_str())),
+                    Cell::Text(Some(&e.endpoint)),
+                    Cell::Text(Some(&e.public_model)),
+                    Cell::Text(Some(&e.upstream_model)),
+                    Cell::Text(Some(&e.provider)),
+                    Cell::Int(to_i64(e.input_tokens)),
+                    Cell::Int(to_i64(e.output_tokens)),
+                    Cell::Int(to_i64(e.cached_tokens)),
+                    Cell::Int(e.cost.nanos()),
+                    Cell::Int(i64::from(e.estimated)),
+                    Cell::Int(to_i64(e.latency_ms)),
+                    Cell::Text(Some(e.status.as_str())),
+                    Cell::Int(i64::from(e.http_status)),
+                    Cell::Text(e.error_code.as_deref()),
+                    Cell::Text(Some(&e.request_id)),
+                    Cell::Int(i64::from(e.stream)),
+                    Cell::Int(e.created_at.0),
+                    Cell::Text(Some(attempts)),
+                ]
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(self.rows_per_insert(COLUMN_COUNT)) {
-            let sql = super::multi_insert_sql("usage_events", COLUMNS, COLUMN_COUNT, chunk.len());
-            let mut q = sqlx::query(&sql);
-            for e in chunk {
-                q = q
-                    .bind(e.id.as_str())
-                    .bind(e.account_id.as_str())
-                    .bind(e.key_id.as_str())
-                    .bind(&e.endpoint)
-                    .bind(&e.public_model)
-                    .bind(&e.upstream_model)
-                    .bind(&e.provider)
-                    .bind(to_i64(e.input_tokens))
-                    .bind(to_i64(e.output_tokens))
-                    .bind(to_i64(e.cached_tokens))
-                    .bind(e.cost.nanos())
-                    .bind(i64::from(e.estimated))
-                    .bind(to_i64(e.latency_ms))
-                    .bind(e.status.as_str())
-                    .bind(i64::from(e.http_status))
-                    .bind(e.error_code.as_deref())
-                    .bind(&e.request_id)
-                    .bind(i64::from(e.stream))
-                    .bind(e.created_at.0)
-                    .bind(serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".to_owned()));
-            }
-            q.execute(&mut *tx).await?;
-        }
+        self.insert_rows(&mut tx, "usage_events", COLUMNS, &rows)
+            .await?;
         // Each event that cost something debits its account, in this same transaction.
         let debits: Vec<(NewLedgerEntry, UnixMillis)> = events
             .iter()
