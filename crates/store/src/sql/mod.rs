@@ -148,11 +148,13 @@ impl SqlStore {
         &self.backend
     }
 
-    /// Inserts `rows` (each `columns`' values, in order) with as few statements as the
-    /// backend allows. SQLite gets the whole batch as one JSON parameter, unpacked by
-    /// `json_each`: its cost per bound parameter grows with the statement's parameter count,
-    /// so one parameter beats thousands. Postgres gets multi-row `VALUES` statements of up to
-    /// 20,000 parameters (it pays a round trip per statement, not per parameter).
+    /// Inserts `rows` (each `columns`' values, in order) as multi-row `VALUES` statements.
+    /// SQLite finds each bound parameter by a walk over the statement's parameters, so its
+    /// bind cost grows with the square of a statement's size: there, statements stay near
+    /// 200 parameters (measured best by `switchyard-bench writer`; 10,000 made batches
+    /// quadratic, and a single JSON parameter unpacked by `json_each` cost more CPU in
+    /// SQLite's JSON functions). Postgres pays a round trip per statement instead, so its
+    /// statements take up to 20,000 parameters.
     pub(super) async fn insert_rows(
         &self,
         conn: &mut AnyConnection,
@@ -163,30 +165,20 @@ impl SqlStore {
         let Some(width) = rows.first().map(Vec::len) else {
             return Ok(());
         };
-        match self.backend {
-            Backend::Sqlite { .. } => {
-                let json =
-                    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                let picks: Vec<String> = (0..width).map(|i| format!("value->>{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {table} ({columns}) SELECT {} FROM json_each($1)",
-                    picks.join(", ")
-                );
-                sqlx::query(&sql).bind(json).execute(&mut *conn).await?;
+        let params = match self.backend {
+            Backend::Sqlite { .. } => 200,
+            Backend::Postgres { .. } => 20_000,
+        };
+        for chunk in rows.chunks((params / width).max(1)) {
+            let sql = multi_insert_sql(table, columns, width, chunk.len());
+            let mut q = sqlx::query(&sql);
+            for cell in chunk.iter().flatten() {
+                q = match cell {
+                    Cell::Text(t) => q.bind(*t),
+                    Cell::Int(i) => q.bind(*i),
+                };
             }
-            Backend::Postgres { .. } => {
-                for chunk in rows.chunks((20_000 / width).max(1)) {
-                    let sql = multi_insert_sql(table, columns, width, chunk.len());
-                    let mut q = sqlx::query(&sql);
-                    for cell in chunk.iter().flatten() {
-                        q = match cell {
-                            Cell::Text(t) => q.bind(*t),
-                            Cell::Int(i) => q.bind(*i),
-                        };
-                    }
-                    q.execute(&mut *conn).await?;
-                }
-            }
+            q.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -304,8 +296,6 @@ fn connect_is_send() {
 }
 
 /// One value of a row for `SqlStore::insert_rows`.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
 pub(super) enum Cell<'a> {
     Text(Option<&'a str>),
     Int(i64),
