@@ -378,6 +378,19 @@ impl Config {
             .collect::<Result<Vec<_>>>()?;
         let models_file = f.models.unwrap_or_else(defaults::models);
         let catalog = catalog(models_file, &providers)?;
+        let auto = &engine.routing.auto;
+        if let Some(a) = auto.aliases.iter().find(|a| catalog.get(a).is_some()) {
+            bail!("routing.auto.aliases: `{a}` is also a model's name");
+        }
+        for m in &auto.models {
+            match catalog.get(m) {
+                None => bail!("routing.auto.models: no model named `{m}`"),
+                Some(model) if model.kind != domain::catalog::ModelKind::Chat => {
+                    bail!("routing.auto.models: `{m}` is not a chat model")
+                }
+                Some(_) => {}
+            }
+        }
         if f.secret_key.as_ref().is_some_and(|k| k.len() < 32) {
             bail!("secret_key: must be at least 32 characters");
         }

@@ -846,3 +846,26 @@ async fn streaming_through_a_stream_keeps_the_provider_on_every_chunk() {
         .iter()
         .all(|c| c["provider"] == "fake" && c["model"] == "fast"));
 }
+
+#[test]
+fn auto_settings_that_cannot_work_are_refused_at_start() {
+    let base = crate::support::config_toml(
+        "sqlite::memory:",
+        "/tmp/unused",
+        "http://127.0.0.1:9/v1",
+        1.0,
+    );
+    let refused = |extra: &str| {
+        let file: switchyard::config::FileConfig =
+            toml::from_str(&format!("{base}{extra}")).unwrap();
+        switchyard::config::Config::from_file(file)
+            .unwrap_err()
+            .to_string()
+    };
+    let msg = refused("[routing.auto]\naliases = [\"fast\"]\n");
+    assert!(msg.contains("`fast` is also a model's name"), "{msg}");
+    let msg = refused("[routing.auto]\nmodels = [\"nope\"]\n");
+    assert!(msg.contains("no model named `nope`"), "{msg}");
+    let msg = refused("[routing.auto]\nmodels = [\"embed\"]\n");
+    assert!(msg.contains("`embed` is not a chat model"), "{msg}");
+}
