@@ -150,9 +150,10 @@ pub(crate) async fn dispatch(
             }
         };
         let latency = lease.elapsed();
+        let name = d.key();
         match result {
             Ok(body) => {
-                meter.attempt(&d.key(), "ok", latency);
+                meter.attempt(&name, "ok", latency);
                 return Ok(Answer {
                     candidate: candidate.clone(),
                     lease,
@@ -160,13 +161,13 @@ pub(crate) async fn dispatch(
                 });
             }
             Err(TryError::Final(e)) => {
-                meter.attempt(&d.key(), "rejected", latency);
+                meter.attempt(&name, "rejected", latency);
                 return Err(e);
             }
             Err(TryError::Retry(f)) => {
-                meter.attempt(&d.key(), &f.outcome, latency);
+                meter.attempt(&name, &f.outcome, latency);
                 tracing::warn!(
-                    deployment = %d.key(),
+                    deployment = %name,
                     error = %f.error.message,
                     "upstream try failed"
                 );

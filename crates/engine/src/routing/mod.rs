@@ -99,6 +99,9 @@ pub(crate) struct Router {
     providers: HashMap<ProviderId, Arc<ProviderState>>,
     /// By `provider/upstream_model`: one health record however many models share it.
     health: HashMap<String, Arc<DeploymentHealth>>,
+    /// The same records by public model, in the order of its deployments, so a request
+    /// finds them without building a key.
+    by_model: HashMap<String, Vec<Arc<DeploymentHealth>>>,
     pub settings: RoutingSettings,
 }
 
@@ -122,19 +125,32 @@ impl Router {
                 (p.id, Arc::new(state))
             })
             .collect();
-        let mut health = HashMap::new();
+        let mut health: HashMap<String, Arc<DeploymentHealth>> = HashMap::new();
+        let mut by_model = HashMap::new();
         for m in catalog.iter() {
-            for d in &m.deployments {
-                health
-                    .entry(d.key())
-                    .or_insert_with(|| Arc::new(DeploymentHealth::new(settings.breaker)));
-            }
+            let records = m
+                .deployments
+                .iter()
+                .map(|d| {
+                    health
+                        .entry(d.key())
+                        .or_insert_with(|| Arc::new(DeploymentHealth::new(settings.breaker)))
+                        .clone()
+                })
+                .collect();
+            by_model.insert(m.name.clone(), records);
         }
         Self {
             providers,
             health,
+            by_model,
             settings,
         }
+    }
+
+    /// The health record of `model`'s deployment number `index`.
+    fn health_of(&self, model: &PublicModel, index: usize) -> Option<&Arc<DeploymentHealth>> {
+        self.by_model.get(&model.name)?.get(index)
     }
 
     fn candidate(&self, model: &Arc<PublicModel>, index: usize) -> Option<Candidate> {
@@ -143,7 +159,7 @@ impl Router {
             model: model.clone(),
             index,
             provider: self.providers.get(&d.provider)?.clone(),
-            health: self.health.get(&d.key())?.clone(),
+            health: self.health_of(model, index)?.clone(),
         })
     }
 
@@ -212,10 +228,8 @@ impl Router {
             Strategy::LeastLatency => {
                 // Untried deployments first (`None` sorts before any latency), so each
                 // gets measured; then the fastest.
-                let ewma: Vec<Option<f64>> = model
-                    .deployments
-                    .iter()
-                    .map(|d| self.health.get(&d.key()).and_then(|h| h.ewma_ms()))
+                let ewma: Vec<Option<f64>> = (0..n)
+                    .map(|i| self.health_of(model, i).and_then(|h| h.ewma_ms()))
                     .collect();
                 idx.sort_by(|a, b| {
                     let (ea, eb) = (ewma[*a], ewma[*b]);
@@ -264,12 +278,12 @@ impl Router {
 
     /// Whether some deployment of `model` could take a request now.
     pub fn model_available(&self, model: &PublicModel, now: Instant) -> bool {
-        model.deployments.iter().any(|d| {
+        model.deployments.iter().enumerate().any(|(i, d)| {
             let keys_ok = self
                 .providers
                 .get(&d.provider)
                 .is_some_and(|p| p.keys.all_benched_until(now).is_none());
-            keys_ok && self.health.get(&d.key()).is_some_and(|h| h.available(now))
+            keys_ok && self.health_of(model, i).is_some_and(|h| h.available(now))
         })
     }
 
