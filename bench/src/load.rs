@@ -70,6 +70,23 @@ async fn call(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<()> {
     Ok(())
 }
 
+/// One request, its latency counted from `since`; a failed connection is replaced.
+async fn send_and_record(
+    t: &Target,
+    sender: &mut Sender,
+    body: &Bytes,
+    since: Instant,
+    m: &mut Measured,
+) -> Result<()> {
+    let r = call(sender, t.request(body)?).await;
+    let failed = r.is_err();
+    m.record(r, since.elapsed());
+    if failed {
+        *sender = connect(t.addr).await?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::expect_used)] // constant bounds, valid by construction
 fn histogram() -> Histogram<u64> {
     // Nanoseconds, from 1 µs to 100 s, 3 significant digits.
@@ -152,14 +169,7 @@ pub async fn closed(
             let mut m = Measured::new();
             let mut sender = connect(t.addr).await?;
             while Instant::now() < until {
-                let req = t.request(&body)?;
-                let at = Instant::now();
-                let r = call(&mut sender, req).await;
-                let failed = r.is_err();
-                m.record(r, at.elapsed());
-                if failed {
-                    sender = connect(t.addr).await?;
-                }
+                send_and_record(&t, &mut sender, &body, Instant::now(), &mut m).await?;
             }
             Ok::<_, anyhow::Error>(m)
         }));
@@ -196,13 +206,7 @@ pub async fn open(
                 let Some(released) = released else {
                     break;
                 };
-                let req = t.request(&body)?;
-                let r = call(&mut sender, req).await;
-                let failed = r.is_err();
-                m.record(r, released.elapsed());
-                if failed {
-                    sender = connect(t.addr).await?;
-                }
+                send_and_record(&t, &mut sender, &body, released, &mut m).await?;
             }
             Ok::<_, anyhow::Error>(m)
         }));

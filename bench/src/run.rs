@@ -675,27 +675,29 @@ fn report(r: &Value) -> String {
         pass(per <= 32.0)
     );
     let w = &r["usage_writer"];
-    let sq = f(&w["sqlite"]["events_per_sec"]);
-    let _ = writeln!(
-        md,
-        "| usage writer, SQLite | ≥ 20,000 settled/s | | {sq:.0}/s (queue peak {} at {}/s) | | {} |",
-        w["sqlite"]["steady_max_queued"],
-        w["sqlite"]["steady_rate"],
-        pass(sq >= 20_000.0)
-    );
-    if w["postgres"].is_null() {
+    for (key, name, target) in [
+        ("sqlite", "SQLite", 20_000.0),
+        ("postgres", "Postgres", 10_000.0),
+    ] {
+        let row = &w[key];
+        let figure = if row.is_null() {
+            "not reachable".to_owned()
+        } else {
+            format!(
+                "{:.0}/s (queue peak {} at {}/s)",
+                f(&row["events_per_sec"]),
+                row["steady_max_queued"],
+                row["steady_rate"]
+            )
+        };
+        let verdict = if row.is_null() {
+            ""
+        } else {
+            pass(f(&row["events_per_sec"]) >= target)
+        };
         let _ = writeln!(
             md,
-            "| usage writer, Postgres | ≥ 10,000 settled/s | | not reachable | | |"
-        );
-    } else {
-        let pg = f(&w["postgres"]["events_per_sec"]);
-        let _ = writeln!(
-            md,
-            "| usage writer, Postgres | ≥ 10,000 settled/s | | {pg:.0}/s (queue peak {} at {}/s) | | {} |",
-            w["postgres"]["steady_max_queued"],
-            w["postgres"]["steady_rate"],
-            pass(pg >= 10_000.0)
+            "| usage writer, {name} | ≥ {target:.0} settled/s | | {figure} | | {verdict} |"
         );
     }
     let gz = f(&r["gzip_clients"]["cpu_us_per_request"]);
