@@ -17,28 +17,38 @@ fn provider(name: &str, fake: &FakeOpenAi, extra: &str) -> String {
     )
 }
 
+/// `[models.NAME]` at $1 / $2 per million tokens with the given strategy, and one deployment
+/// table per `(provider, upstream model, extra lines)`.
+fn model(name: &str, strategy: &str, deployments: &[(&str, &str, &str)]) -> String {
+    let mut toml = format!(
+        "\n[models.{name}]\ninput_price = \"1.00\"\noutput_price = \"2.00\"\nstrategy = \"{strategy}\"\n"
+    );
+    for (provider, upstream, extra) in deployments {
+        toml.push_str(&format!(
+            "[[models.{name}.deployments]]\nprovider = \"{provider}\"\nupstream_model = \"{upstream}\"\n{extra}\n"
+        ));
+    }
+    toml
+}
+
 /// `[models.duo]`: provider `fake` (priority 1, the dearer) and `b` (priority 2), with the
 /// given strategy.
 fn duo(strategy: &str) -> String {
-    format!(
-        r#"
-[models.duo]
-input_price = "1.00"
-output_price = "2.00"
-strategy = "{strategy}"
-[[models.duo.deployments]]
-provider = "fake"
-upstream_model = "a-model"
-priority = 1
-input_price = "2.00"
-output_price = "4.00"
-[[models.duo.deployments]]
-provider = "b"
-upstream_model = "b-model"
-priority = 2
-input_price = "0.50"
-output_price = "1.00"
-"#
+    model(
+        "duo",
+        strategy,
+        &[
+            (
+                "fake",
+                "a-model",
+                "priority = 1\ninput_price = \"2.00\"\noutput_price = \"4.00\"",
+            ),
+            (
+                "b",
+                "b-model",
+                "priority = 2\ninput_price = \"0.50\"\noutput_price = \"1.00\"",
+            ),
+        ],
     )
 }
 
@@ -165,19 +175,15 @@ async fn a_failing_deployment_fails_over_to_the_next_and_every_attempt_is_record
 async fn a_refused_connection_and_a_hang_before_headers_fail_over() {
     let b = FakeOpenAi::start().await;
     let toml = provider("b", &b, "")
-        + r#"
-[models.far]
-input_price = "1"
-output_price = "1"
-[[models.far.deployments]]
-provider = "closed"
-upstream_model = "gone"
-priority = 1
-[[models.far.deployments]]
-provider = "b"
-upstream_model = "b-model"
-priority = 2
-"# + &duo("priority");
+        + &model(
+            "far",
+            "priority",
+            &[
+                ("closed", "gone", "priority = 1"),
+                ("b", "b-model", "priority = 2"),
+            ],
+        )
+        + &duo("priority");
     let app = app_with(toml).await;
     let (token, key) = app.user_with_key("refused@example.com").await;
     assert_eq!(app.chat(&key, chat_body("far")).await.status(), 200);
@@ -326,24 +332,15 @@ async fn a_request_error_is_never_retried() {
 async fn weighted_strategy_splits_traffic_by_weight() {
     let b = FakeOpenAi::start().await;
     let toml = provider("b", &b, "")
-        + r#"
-[models.split]
-input_price = "1"
-output_price = "1"
-strategy = "weighted"
-[[models.split.deployments]]
-provider = "fake"
-upstream_model = "a-model"
-weight = 1
-[[models.split.deployments]]
-provider = "b"
-upstream_model = "b-model"
-weight = 1
-[[models.split.deployments]]
-provider = "fake"
-upstream_model = "never"
-weight = 0
-"#;
+        + &model(
+            "split",
+            "weighted",
+            &[
+                ("fake", "a-model", "weight = 1"),
+                ("b", "b-model", "weight = 1"),
+                ("fake", "never", "weight = 0"),
+            ],
+        );
     let app = app_with(toml).await;
     let (_, key) = app.user_with_key("weighted@example.com").await;
     for _ in 0..60 {
@@ -366,18 +363,11 @@ async fn lowest_cost_and_least_latency_strategies_pick_their_deployment() {
     let b = FakeOpenAi::start().await;
     let toml = provider("b", &b, "")
         + &duo("lowest-cost")
-        + r#"
-[models.quick]
-input_price = "1"
-output_price = "1"
-strategy = "least-latency"
-[[models.quick.deployments]]
-provider = "fake"
-upstream_model = "slow-model"
-[[models.quick.deployments]]
-provider = "b"
-upstream_model = "quick-model"
-"#;
+        + &model(
+            "quick",
+            "least-latency",
+            &[("fake", "slow-model", ""), ("b", "quick-model", "")],
+        );
     let app = app_with(toml).await;
     let (token, key) = app.user_with_key("cheap@example.com").await;
     for _ in 0..3 {
