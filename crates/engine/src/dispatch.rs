@@ -10,17 +10,16 @@ use crate::routing::{Candidate, Lease, Passed, Router};
 use bytes::Bytes;
 use domain::{ApiError, ErrorCode};
 use futures_util::StreamExt;
-use protocol::openai::{self, ClientResponse, Endpoint, RequestFacts};
-use protocol::RawObject;
+use protocol::openai::ClientResponse;
+use protocol::translate::{self, Inbound, Reply};
+use protocol::Protocol;
 use std::time::{Duration, Instant};
 use upstream::{BodyStream, UpstreamError, UpstreamRequest, UpstreamResponse};
 
 /// What the request sends and expects, the same for every try.
 pub(crate) struct Outbound<'a> {
-    pub endpoint: Endpoint,
-    pub facts: &'a RequestFacts,
-    /// The client's body without routing fields; `model` is set per try.
-    pub body: &'a mut RawObject,
+    /// The client's request; written for each try's deployment.
+    pub inbound: &'a mut Inbound,
     pub max_response_bytes: usize,
 }
 
@@ -74,11 +73,10 @@ pub(crate) async fn dispatch(
     let mut tries = 0u32;
     let mut excluded = vec![false; candidates.len()];
     let Outbound {
-        endpoint,
-        facts,
-        body,
+        inbound,
         max_response_bytes,
     } = out;
+    let created = crate::relay::now_secs();
     while tries < settings.max_attempts && !candidates.is_empty() {
         if tries > 0 {
             let pause = router.backoff(tries);
@@ -115,21 +113,30 @@ pub(crate) async fn dispatch(
             &d.upstream_model,
             candidate.model.price_for(d),
         );
-        let sent = Bytes::from(openai::upstream_body(body, facts, &d.upstream_model));
+        let target = candidate.provider.upstream.protocol();
+        // Checked when the plan was made; a refusal here would be the same for every try.
+        let sent = inbound
+            .body_for(
+                target,
+                &d.upstream_model,
+                u64::from(candidate.model.max_output_tokens),
+            )
+            .map_err(|m| ApiError::new(ErrorCode::InvalidBody, m))?;
         meter.set_prompt(sent.clone());
         let req = UpstreamRequest {
-            endpoint,
+            endpoint: inbound.endpoint,
+            model: d.upstream_model.clone(),
             body: sent,
-            stream: facts.stream,
+            stream: inbound.facts.stream,
             api_key: lease.api_key(),
         };
-        let attempt = try_once(
-            candidate,
-            &mut lease,
-            req,
+        let shape = Shape {
+            client: inbound.protocol,
+            json_tool: inbound.json_tool(target),
+            created,
             max_response_bytes,
-            settings.key_cooldown,
-        );
+        };
+        let attempt = try_once(candidate, &mut lease, req, &shape, settings.key_cooldown);
         let result = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(r) => r,
             Err(_) => {
@@ -262,12 +269,21 @@ fn tries(n: usize) -> &'static str {
     }
 }
 
+/// How a complete answer is written for the client.
+struct Shape {
+    client: Protocol,
+    /// JSON output comes back in Anthropic's JSON tool.
+    json_tool: bool,
+    created: u64,
+    max_response_bytes: usize,
+}
+
 /// One try: send, check the status, and read up to the first byte of the answer.
 async fn try_once(
     c: &Candidate,
     lease: &mut Lease,
     req: UpstreamRequest,
-    max_response_bytes: usize,
+    shape: &Shape,
     key_cooldown: Duration,
 ) -> Result<AnswerBody, TryError> {
     let provider = c.provider.id.0.as_str();
@@ -317,11 +333,17 @@ async fn try_once(
             )),
         };
     }
-    let raw = match read_body(resp.body, max_response_bytes).await {
+    let raw = match read_body(resp.body, shape.max_response_bytes).await {
         Ok(b) => b,
         Err(e) => return Err(transport_failure(lease, provider, &e)),
     };
-    match openai::client_response(&raw, &c.model.name, provider) {
+    let reply = Reply {
+        model: &c.model.name,
+        provider,
+        created: shape.created,
+    };
+    let upstream = c.provider.upstream.protocol();
+    match translate::response(shape.client, upstream, &raw, &reply, shape.json_tool) {
         Some(answer) => {
             lease.succeeded();
             Ok(AnswerBody::Json(answer))

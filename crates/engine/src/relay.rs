@@ -1,8 +1,10 @@
-//! The relay: one `/v1` request from checked body to upstream and back. The request is
-//! parsed once, its model chain resolved (primary, `models` fallbacks or `auto`), credit
-//! reserved for the dearest candidate, and the route plan walked by `dispatch`. Non-streaming
-//! answers are read (bounded) and rewritten; streams are relayed event by event as they
-//! arrive, with usage captured on the side. Every path settles the request's `Meter` once.
+//! The relay: one model request, in any of the three ingress protocols, from checked body to
+//! upstream and back. The request is parsed once, its model chain resolved (primary, `models`
+//! fallbacks or `auto`), deployments that cannot be told the request in their protocol left
+//! out, credit reserved for the dearest candidate, and the route plan walked by `dispatch`.
+//! Non-streaming answers are read (bounded) and rewritten for the client's protocol; streams
+//! are relayed event by event as they arrive, with usage captured on the side. Every path
+//! settles the request's `Meter` once.
 
 use crate::auth::Authenticated;
 use crate::billing::{Finish, Meter};
@@ -14,11 +16,11 @@ use domain::catalog::ModelKind;
 use domain::{ApiError, ErrorCode, PublicModel, RateDecision, UsageStatus};
 use futures_util::{Stream, StreamExt};
 use protocol::openai::{
-    self, ChunkAction, ChunkRewriter, Endpoint, RequestFacts, RequestNeeds, RouteExtensions,
-    UpstreamErrorBody,
+    self, Endpoint, RequestFacts, RequestNeeds, RouteExtensions, UpstreamErrorBody,
 };
-use protocol::sse::{data_frame, SseDecoder};
-use protocol::RawObject;
+use protocol::sse::SseDecoder;
+use protocol::translate::{Inbound, Reply, StreamRelay};
+use protocol::{Protocol, RawObject};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -44,32 +46,63 @@ pub enum Relayed {
     },
 }
 
+/// What a client called: an OpenAI endpoint, Anthropic's Messages API, or Gemini's
+/// `generateContent` (whose model and streaming are in the URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingress {
+    OpenAi(Endpoint),
+    Anthropic,
+    Gemini { model: String, stream: bool },
+}
+
+impl Ingress {
+    /// The endpoint name usage events record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ingress::OpenAi(e) => e.name(),
+            Ingress::Anthropic => "messages",
+            Ingress::Gemini { .. } => "generate_content",
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Ingress::OpenAi(_) => Protocol::OpenAi,
+            Ingress::Anthropic => Protocol::Anthropic,
+            Ingress::Gemini { .. } => Protocol::Gemini,
+        }
+    }
+}
+
 /// A request checked, admitted and planned.
 struct Prepared {
-    facts: RequestFacts,
-    /// The body without routing fields.
-    body: RawObject,
+    inbound: Inbound,
     candidates: Vec<Candidate>,
 }
 
+/// Seconds since the epoch, for the `created` of translated OpenAI answers.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Engine {
-    /// Relays one OpenAI-protocol request for an authenticated caller.
+    /// Relays one model request for an authenticated caller.
     pub async fn relay(
         &self,
         auth: &Authenticated,
-        endpoint: Endpoint,
+        ingress: Ingress,
         body: &[u8],
         request_id: &str,
     ) -> Result<Relayed, ApiError> {
-        let mut meter = Meter::start(self.usage.clone(), auth, endpoint.name(), request_id);
-        let mut prepared = match self.prepare(auth, endpoint, body, &mut meter).await {
+        let mut meter = Meter::start(self.usage.clone(), auth, ingress.name(), request_id);
+        let mut prepared = match self.prepare(auth, ingress, body, &mut meter).await {
             Ok(p) => p,
             Err(e) => return Err(fail(meter, e)),
         };
         let out = Outbound {
-            endpoint,
-            facts: &prepared.facts,
-            body: &mut prepared.body,
+            inbound: &mut prepared.inbound,
             max_response_bytes: self.settings.max_response_bytes,
         };
         let answer = match dispatch(&self.router, &prepared.candidates, out, &mut meter).await {
@@ -80,12 +113,20 @@ impl Engine {
         let rate = meter.rate();
         match answer.body {
             AnswerBody::Stream { first, rest } => {
-                let rewriter = ChunkRewriter::new(
-                    &answer.candidate.model.name,
-                    prepared.facts.wants_stream_usage,
-                    &provider,
+                let inbound = &prepared.inbound;
+                let upstream = answer.candidate.provider.upstream.protocol();
+                let relay = StreamRelay::new(
+                    inbound.protocol,
+                    upstream,
+                    &Reply {
+                        model: &answer.candidate.model.name,
+                        provider: &provider,
+                        created: now_secs(),
+                    },
+                    inbound.facts.wants_stream_usage,
+                    inbound.json_tool(upstream),
                 );
-                let mut events = RelayStream::new(rest, rewriter, meter, answer.lease);
+                let mut events = RelayStream::new(rest, relay, meter, answer.lease);
                 events.take_chunk(&first);
                 Ok(Relayed::Stream {
                     rate,
@@ -111,25 +152,71 @@ impl Engine {
     async fn prepare(
         &self,
         auth: &Authenticated,
-        endpoint: Endpoint,
+        ingress: Ingress,
         body: &[u8],
         meter: &mut Meter,
     ) -> Result<Prepared, ApiError> {
         let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
         let mut obj = RawObject::parse(body).map_err(|e| invalid(e.to_string()))?;
-        let (ext, primary) = RouteExtensions::take(&mut obj).map_err(invalid)?;
-        if let Some(p) = primary {
-            obj.set("model", &p);
-        }
-        let facts = RequestFacts::read(endpoint, &obj).map_err(invalid)?;
+        let (inbound, ext) = match ingress {
+            Ingress::OpenAi(endpoint) => {
+                let (ext, primary) = RouteExtensions::take(&mut obj).map_err(invalid)?;
+                if let Some(p) = primary {
+                    obj.set("model", &p);
+                }
+                let facts = RequestFacts::read(endpoint, &obj).map_err(invalid)?;
+                let inbound = Inbound {
+                    protocol: Protocol::OpenAi,
+                    endpoint,
+                    facts,
+                    body: obj,
+                };
+                (inbound, ext)
+            }
+            Ingress::Anthropic => (
+                Inbound::anthropic(obj).map_err(invalid)?,
+                RouteExtensions::default(),
+            ),
+            Ingress::Gemini { model, stream } => (
+                Inbound::gemini(&model, stream, obj).map_err(invalid)?,
+                RouteExtensions::default(),
+            ),
+        };
+        let facts = &inbound.facts;
+        let endpoint = inbound.endpoint;
         meter.set_request(&facts.model, facts.stream);
-        let chain = self.chain(auth, endpoint, &facts, &ext, &obj)?;
-        let candidates = self.router.plan(&chain, &ext.provider);
+        let chain = self.chain(auth, &inbound, &ext)?;
+        let mut candidates = self.router.plan(&chain, &ext.provider);
         if candidates.is_empty() {
             return Err(invalid(format!(
                 "no deployment of `{}` matches the request's `provider` preferences",
                 facts.model
             )));
+        }
+        // Deployments whose protocol cannot express the request are left out; when none is
+        // left, the client learns what could not be expressed.
+        let mut verdicts: Vec<(Protocol, Result<(), String>)> = Vec::new();
+        candidates.retain(|c| {
+            let target = c.provider.upstream.protocol();
+            if target == inbound.protocol {
+                return true;
+            }
+            if let Some((_, v)) = verdicts.iter().find(|(p, _)| *p == target) {
+                return v.is_ok();
+            }
+            let v = inbound
+                .translate(target, &c.deployment().upstream_model, 1)
+                .map(|_| ());
+            let ok = v.is_ok();
+            verdicts.push((target, v));
+            ok
+        });
+        if candidates.is_empty() {
+            let why = verdicts
+                .into_iter()
+                .find_map(|(_, v)| v.err())
+                .unwrap_or_else(|| "no deployment can serve this request".to_owned());
+            return Err(invalid(why));
         }
         // The worst case, reserved before any try: every body byte a prompt token (a BPE
         // token covers at least one byte, and the JSON around each message outweighs the
@@ -153,8 +240,7 @@ impl Engine {
         let plan = self.plan_of(&auth.account().plan)?;
         meter.admitted(self.admit(auth, &plan, worst).await?);
         Ok(Prepared {
-            facts,
-            body: obj,
+            inbound,
             candidates,
         })
     }
@@ -164,12 +250,11 @@ impl Engine {
     fn chain(
         &self,
         auth: &Authenticated,
-        endpoint: Endpoint,
-        facts: &RequestFacts,
+        inbound: &Inbound,
         ext: &RouteExtensions,
-        body: &RawObject,
     ) -> Result<Vec<Arc<PublicModel>>, ApiError> {
         let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
+        let (endpoint, facts, body) = (inbound.endpoint, &inbound.facts, &inbound.body);
         let auto = &self.router.settings.auto;
         let mut chain = if auto.is_alias(&facts.model) {
             if endpoint == Endpoint::Embeddings {
@@ -180,7 +265,14 @@ impl Engine {
             }
             let prompt = crate::tokens::count_blocking(&openai::prompt_text(&body.to_vec()));
             let tokens = prompt + facts.max_output_tokens.unwrap_or(0);
-            auto.choose(self.models_for(auth), RequestNeeds::read(body), tokens)
+            let needs = match inbound.protocol {
+                Protocol::OpenAi => RequestNeeds::read(body),
+                other => inbound
+                    .canonical(other)
+                    .map(|c| RequestNeeds::of(&c))
+                    .unwrap_or_default(),
+            };
+            auto.choose(self.models_for(auth), needs, tokens)
                 .map_err(invalid)?
         } else {
             vec![self.model_for(auth, &facts.model)?]
@@ -206,6 +298,33 @@ impl Engine {
             }
         }
         Ok(chain)
+    }
+}
+
+impl Engine {
+    /// Anthropic's `count_tokens`: the prompt's tokens, counted locally with the gateway's
+    /// tokenizer (an estimate for models with other tokenizers). The model must exist and be
+    /// allowed to the key; nothing is billed.
+    pub fn count_tokens(&self, auth: &Authenticated, body: &[u8]) -> Result<u64, ApiError> {
+        let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
+        let obj = RawObject::parse(body).map_err(|e| invalid(e.to_string()))?;
+        let model: String = obj
+            .get_as("model")
+            .map_err(invalid)?
+            .ok_or_else(|| invalid("`model` is required".to_owned()))?;
+        if obj.get("messages").is_none() {
+            return Err(invalid("`messages` is required".to_owned()));
+        }
+        self.model_for(auth, &model)?;
+        Ok(crate::tokens::count_blocking(&openai::prompt_text(body)))
+    }
+}
+
+fn partial(code: ErrorCode) -> Finish {
+    Finish {
+        status: UsageStatus::Partial,
+        http_status: 200,
+        error_code: Some(code.as_str().to_owned()),
     }
 }
 
@@ -286,18 +405,18 @@ pub(crate) async fn read_body(
 pub struct RelayStream {
     upstream: BodyStream,
     decoder: SseDecoder,
-    rewriter: ChunkRewriter,
+    relay: StreamRelay,
     pending: VecDeque<Bytes>,
     meter: Option<Meter>,
     lease: Lease,
 }
 
 impl RelayStream {
-    fn new(upstream: BodyStream, rewriter: ChunkRewriter, meter: Meter, lease: Lease) -> Self {
+    fn new(upstream: BodyStream, relay: StreamRelay, meter: Meter, lease: Lease) -> Self {
         Self {
             upstream,
             decoder: SseDecoder::new(),
-            rewriter,
+            relay,
             pending: VecDeque::new(),
             meter: Some(meter),
             lease,
@@ -317,35 +436,31 @@ impl RelayStream {
             if self.meter.is_none() {
                 return;
             }
-            let (action, usage, text) = self.rewriter.rewrite(&frame);
+            let step = self.relay.frame(&frame, &mut self.pending);
             if let Some(m) = &mut self.meter {
-                if let Some(u) = usage {
+                if let Some(u) = step.usage {
                     m.observe_usage(u);
                 }
-                m.observe_output(&text);
+                m.observe_output(&step.text);
             }
-            match action {
-                ChunkAction::Forward(b) => self.pending.push_back(b),
-                ChunkAction::Drop => {}
-                ChunkAction::Done(b) => {
-                    self.pending.push_back(b);
-                    self.settle(Finish::ok());
-                }
+            if let Some(message) = step.error {
+                // The provider's own error event, already written for the client.
+                self.lease.failed_midway(&message);
+                self.settle(partial(ErrorCode::UpstreamError));
+            } else if step.done {
+                self.settle(Finish::ok());
             }
         }
     }
 
-    /// Ends the stream with an OpenAI-shaped error event and `[DONE]`, billing what was seen.
+    /// Ends the stream with the client protocol's error event, billing what was seen.
     fn fail(&mut self, code: ErrorCode, message: &str) {
         self.lease.failed_midway(message);
-        let body = openai::error_body(message, code.kind(), code.as_str());
-        self.pending.push_back(data_frame(&body));
-        self.pending.push_back(data_frame(b"[DONE]"));
-        self.settle(Finish {
-            status: UsageStatus::Partial,
-            http_status: 200,
-            error_code: Some(code.as_str().to_owned()),
-        });
+        let frames = self
+            .relay
+            .error(message, code.status(), code.kind(), code.as_str());
+        self.pending.extend(frames);
+        self.settle(partial(code));
     }
 
     fn settle(&mut self, finish: Finish) {
@@ -354,14 +469,14 @@ impl RelayStream {
         }
     }
 
-    /// The upstream ended without `[DONE]`: complete if it delivered usage, else cut short.
+    /// The upstream closed before the protocol's end: complete if the protocol allows it
+    /// (Gemini's stream simply ends; an OpenAI stream that delivered usage), else cut short.
     fn upstream_ended(&mut self) {
         if let Some(frame) = self.decoder.finish() {
             self.take_frames(vec![frame]);
         }
         let Some(meter) = &self.meter else { return };
-        if meter.usage_seen() {
-            self.pending.push_back(data_frame(b"[DONE]"));
+        if self.relay.ended(meter.usage_seen(), &mut self.pending) {
             self.settle(Finish::ok());
         } else {
             self.fail(

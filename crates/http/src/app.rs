@@ -3,7 +3,9 @@
 //! Stripe webhook (authenticated by its signature).
 
 use crate::error::ErrorResponse;
-use crate::routes::{api, health, v1};
+use crate::error::in_shape_of;
+use crate::routes::{anthropic, api, gemini, health, v1};
+use protocol::Protocol;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
@@ -61,7 +63,21 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         .route("/chat/completions", post(v1::relay::chat_completions))
         .route("/completions", post(v1::relay::completions))
         .route("/embeddings", post(v1::relay::embeddings))
+        .route(
+            "/messages",
+            post(anthropic::messages).layer(axum::middleware::map_response(anthropic_shape)),
+        )
+        .route(
+            "/messages/count_tokens",
+            post(anthropic::count_tokens).layer(axum::middleware::map_response(anthropic_shape)),
+        )
         .fallback(v1_not_found);
+
+    let v1beta = Router::new()
+        .route("/models/{*tail}", post(gemini::generate))
+        .fallback(v1_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(gemini_shape));
 
     let api = Router::new()
         .route("/auth/signup", post(api::auth::signup))
@@ -112,6 +128,7 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .nest("/v1", v1)
+        .nest("/v1beta", v1beta)
         .nest("/api", api)
         .merge(extra)
         .fallback(not_found)
@@ -136,6 +153,14 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
                 // 6. Bodies past the limit fail extraction with 413.
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+async fn anthropic_shape(resp: Response) -> Response {
+    in_shape_of(Protocol::Anthropic, resp)
+}
+
+async fn gemini_shape(resp: Response) -> Response {
+    in_shape_of(Protocol::Gemini, resp)
 }
 
 async fn v1_not_found(method: Method, OriginalUri(uri): OriginalUri) -> ErrorResponse {

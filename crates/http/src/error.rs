@@ -1,5 +1,6 @@
 //! Rendering `ApiError` as an HTTP response in OpenAI's error shape
-//! `{"error":{"message","type","param","code"}}`, with `Retry-After` when known.
+//! `{"error":{"message","type","param","code"}}`, with `Retry-After` when known. Routes of the
+//! other ingress protocols re-render the same error in their own shape (`in_shape_of`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,8 +39,27 @@ impl IntoResponse for ErrorResponse {
         if let Some(rate) = &e.rate {
             rate_headers(headers, rate);
         }
+        // Kept for routes that answer in another protocol's shape.
+        resp.extensions_mut().insert(e);
         resp
     }
+}
+
+/// Rewrites an error response's body into `protocol`'s error shape; status and headers stay.
+/// Used as a response layer on the Anthropic and Gemini routes, so extractor rejections,
+/// fallbacks and handler errors all come out in the shape that protocol's SDK reads.
+pub fn in_shape_of(protocol: protocol::Protocol, mut resp: Response) -> Response {
+    let Some(e) = resp.extensions_mut().remove::<ApiError>() else {
+        return resp;
+    };
+    let status = resp.status().as_u16();
+    let body = match protocol {
+        protocol::Protocol::OpenAi => return resp,
+        protocol::Protocol::Anthropic => protocol::anthropic::error_body(&e.message, status),
+        protocol::Protocol::Gemini => protocol::gemini::error_body(&e.message, status),
+    };
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// `X-RateLimit-Limit` (requests per minute), `-Remaining` (requests that would be admitted

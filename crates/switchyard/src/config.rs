@@ -420,9 +420,9 @@ impl Config {
 
 fn provider_settings(name: String, p: ProviderFile) -> Result<ProviderSettings> {
     let key = |k: &str| format!("providers.{name}.{k}");
-    if !matches!(p.kind.as_str(), "openai") {
+    if protocol::Protocol::from_kind(&p.kind).is_none() {
         bail!(
-            "{}: unknown kind \"{}\" (known: openai)",
+            "{}: unknown kind \"{}\" (known: openai, anthropic, gemini)",
             key("kind"),
             p.kind
         );
@@ -557,11 +557,19 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
             );
         }
         for d in &deployments {
-            if !providers.iter().any(|p| p.name == d.provider.0) {
+            let Some(p) = providers.iter().find(|p| p.name == d.provider.0) else {
                 bail!(
                     "{}: names provider \"{}\", which is not configured",
                     key("provider"),
                     d.provider.0
+                );
+            };
+            if kind == ModelKind::Embedding && p.kind != "openai" {
+                bail!(
+                    "{}: an embedding model needs an OpenAI-compatible provider; \"{}\" is of kind \"{}\"",
+                    key("provider"),
+                    p.name,
+                    p.kind
                 );
             }
         }

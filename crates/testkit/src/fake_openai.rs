@@ -1,6 +1,8 @@
-//! A fake OpenAI-compatible server on 127.0.0.1:0. It answers in OpenAI's exact wire format
-//! (JSON with `usage`; SSE chunks, the usage chunk only when `stream_options.include_usage`
-//! is set, then `data: [DONE]`) and plays scripted failures, one per request, in order.
+//! A fake model server on 127.0.0.1:0. It answers in OpenAI's exact wire format (JSON with
+//! `usage`; SSE chunks, the usage chunk only when `stream_options.include_usage` is set, then
+//! `data: [DONE]`) and plays scripted failures, one per request, in order. The same server
+//! speaks Anthropic's Messages API at `/v1/messages` (`fake_anthropic`) and Gemini's API
+//! under `/v1beta` (`fake_gemini`), with the same script.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -44,6 +46,8 @@ pub enum Behavior {
     NoUsage,
     /// A normal non-streaming answer after `delay`, reporting `completion` output tokens.
     Costly { completion: u64, delay: Duration },
+    /// An answer that calls the tool `name` with these arguments (streamed too).
+    ToolCall { name: String, arguments: Value },
 }
 
 /// A request as the fake received it.
@@ -56,7 +60,7 @@ pub struct Received {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     script: Mutex<VecDeque<Behavior>>,
     received: Mutex<Vec<Received>>,
     /// Streams whose body was dropped before it finished (the gateway went away).
@@ -69,7 +73,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn cancelled(&self) {
+    pub(crate) fn cancelled(&self) {
         self.cancelled_at.lock().unwrap().push(Instant::now());
     }
 }
@@ -88,6 +92,9 @@ impl FakeOpenAi {
             .route("/v1/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
+            .route("/v1/messages", post(crate::fake_anthropic::messages))
+            .route("/v1beta/models", get(models))
+            .route("/v1beta/models/{*tail}", post(crate::fake_gemini::generate))
             .with_state(shared.clone());
         let (addr, server) = crate::serve_on_loopback(app).await;
         FakeOpenAi {
@@ -100,6 +107,11 @@ impl FakeOpenAi {
     /// The base URL a provider config points at.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL of a `kind = "gemini"` provider pointed at this server.
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
     }
 
     /// Queues behaviours for the next requests; after they run out, `Reply`.
@@ -133,8 +145,8 @@ impl FakeOpenAi {
 }
 
 /// Records its drop as a cancellation unless disarmed.
-struct Abandoned<'a> {
-    shared: &'a Shared,
+pub(crate) struct Abandoned<'a> {
+    pub(crate) shared: &'a Shared,
 }
 
 impl Drop for Abandoned<'_> {
@@ -144,7 +156,7 @@ impl Drop for Abandoned<'_> {
 }
 
 /// Waits forever; when the gateway gives up, the drop is recorded.
-async fn hang(shared: &Shared) -> Response {
+pub(crate) async fn hang(shared: &Shared) -> Response {
     let _guard = Abandoned { shared };
     std::future::pending().await
 }
@@ -170,7 +182,7 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     }
 }
 
-fn next(shared: &Shared, path: &str, headers: HeaderMap, raw: Bytes) -> (Behavior, Value) {
+pub(crate) fn next(shared: &Shared, path: &str, headers: HeaderMap, raw: Bytes) -> (Behavior, Value) {
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     shared.received.lock().unwrap().push(Received {
         path: path.to_owned(),
@@ -276,15 +288,23 @@ async fn chat(
             if matches!(b, Behavior::NoUsage) {
                 answer.as_object_mut().unwrap().remove("usage");
             }
+            if let Behavior::ToolCall { name, arguments } = &b {
+                answer["choices"][0]["message"] = json!({
+                    "role": "assistant", "content": null,
+                    "tool_calls": [{"id": "call_fake1", "type": "function",
+                        "function": {"name": name, "arguments": arguments.to_string()}}]
+                });
+                answer["choices"][0]["finish_reason"] = json!("tool_calls");
+            }
             axum::Json(answer).into_response()
         }
     }
 }
 
 /// Counts a stream as cancelled if it is dropped before its last chunk.
-struct CancelGuard {
-    shared: Arc<Shared>,
-    finished: bool,
+pub(crate) struct CancelGuard {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) finished: bool,
 }
 
 impl Drop for CancelGuard {
@@ -302,7 +322,12 @@ fn stream_answer(
     include_usage: bool,
     behavior: Behavior,
 ) -> Response {
+    let call = match &behavior {
+        Behavior::ToolCall { name, arguments } => Some((name.clone(), arguments.to_string())),
+        _ => None,
+    };
     let (count, every, cut, with_usage) = match behavior {
+        Behavior::ToolCall { .. } => (0, Duration::ZERO, false, include_usage),
         Behavior::CutAfter(n) => (n, Duration::ZERO, true, include_usage),
         Behavior::Slow { chunks, every } => (chunks, every, false, include_usage),
         Behavior::NoUsage => (WORDS.len(), Duration::ZERO, false, false),
@@ -337,7 +362,21 @@ fn stream_answer(
             let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
             return;
         }
-        let mut last = chunk(&model, "", Some("stop"));
+        let mut finish = "stop";
+        if let Some((name, args)) = &call {
+            // The call in two chunks: id and name, then the arguments in two pieces.
+            let (a, b) = args.split_at(args.len() / 2);
+            let mut first = chunk(&model, "", None);
+            first["choices"][0]["delta"] = json!({"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function", "function": {"name": name, "arguments": ""}}]});
+            let _ = tx.send(Ok(sse(&first))).await;
+            for piece in [a, b] {
+                let mut c = chunk(&model, "", None);
+                c["choices"][0]["delta"] = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+                let _ = tx.send(Ok(sse(&c))).await;
+            }
+            finish = "tool_calls";
+        }
+        let mut last = chunk(&model, "", Some(finish));
         last["choices"][0]["delta"] = json!({});
         if include_usage {
             last["usage"] = Value::Null;
@@ -359,10 +398,10 @@ fn stream_answer(
         .unwrap()
 }
 
-type Item = Result<Bytes, std::io::Error>;
+pub(crate) type Item = Result<Bytes, std::io::Error>;
 
 /// A stream fed by a producer task through a small channel; dropping the stream stops it.
-fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Item>
+pub(crate) fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Item>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Item>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,

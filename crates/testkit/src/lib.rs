@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod db;
+pub mod fake_anthropic;
+pub mod fake_gemini;
 pub mod fake_openai;
 pub mod fake_stripe;
 

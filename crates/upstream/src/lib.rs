@@ -1,7 +1,7 @@
-//! Calling model servers. `Upstream` is the one interface; each kind (openai, later anthropic
-//! and gemini) lives in its own folder and is registered once in `registry`.
+//! Calling model servers. `Upstream` is the one interface; the kinds (openai, anthropic,
+//! gemini) share one HTTP client and differ in dialect (`client`), chosen once in `registry`.
 
-mod openai;
+mod client;
 mod registry;
 
 pub use registry::build;
@@ -17,7 +17,7 @@ use std::time::Duration;
 pub struct ProviderSettings {
     /// The provider's configured name, e.g. `ollama`.
     pub name: String,
-    /// The wire protocol it speaks, e.g. `openai`.
+    /// The wire protocol it speaks: `openai`, `anthropic` or `gemini`.
     pub kind: String,
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:11434/v1`.
     pub base_url: String,
@@ -42,6 +42,8 @@ pub struct ProviderSettings {
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
     pub endpoint: protocol::openai::Endpoint,
+    /// The provider's name for the model (Gemini puts it in the URL).
+    pub model: String,
     pub body: Bytes,
     pub stream: bool,
     /// The API key to send, chosen by the caller from the provider's keys.
@@ -74,6 +76,8 @@ pub enum UpstreamError {
 #[async_trait]
 pub trait Upstream: Send + Sync {
     fn name(&self) -> &str;
+    /// The wire protocol requests and answers are in.
+    fn protocol(&self) -> protocol::Protocol;
     /// Sends a request and returns once the response headers are in.
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
     /// A cheap liveness probe (the provider's model listing); `Ok` when it answers 2xx.

@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 /// Builds the client for a provider, by its `kind`.
 pub fn build(settings: &ProviderSettings) -> Result<Arc<dyn Upstream>, String> {
-    match settings.kind.as_str() {
-        "openai" => Ok(Arc::new(crate::openai::OpenAiUpstream::new(settings)?)),
-        other => Err(format!("unknown provider kind `{other}` (known: openai)")),
+    match protocol::Protocol::from_kind(&settings.kind) {
+        Some(p) => Ok(Arc::new(crate::client::HttpUpstream::new(settings, p)?)),
+        None => Err(format!(
+            "unknown provider kind `{}` (known: openai, anthropic, gemini)",
+            settings.kind
+        )),
     }
 }

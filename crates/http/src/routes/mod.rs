@@ -1,6 +1,8 @@
 //! Endpoints, one file each, grouped by surface.
 
+pub mod anthropic;
 pub mod api;
+pub mod gemini;
 pub mod health;
 pub mod v1;
 

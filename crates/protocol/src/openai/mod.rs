@@ -1,6 +1,7 @@
 //! The OpenAI wire format: endpoints, usage, errors and streaming chunks. Requests and
 //! responses pass through as `RawObject`s; only the fields the gateway needs are typed.
 
+pub mod convert;
 mod error;
 mod routing;
 mod stream;
@@ -104,36 +105,34 @@ impl RequestFacts {
     }
 }
 
-/// The text a request sends the model: message contents (strings or text parts), `prompt`,
-/// `input`, and tool definitions as written. Used to count prompt tokens when an upstream
-/// reports none.
+/// The text a request sends the model, in any of the three protocols: strings under
+/// `content`, `text`, `prompt`, `input` and `system` at any depth (messages, Anthropic blocks,
+/// Gemini parts), and tool definitions as written. Used to count prompt tokens when an
+/// upstream reports none, and by `count_tokens`.
 pub fn prompt_text(body: &[u8]) -> String {
-    fn collect(v: &serde_json::Value, out: &mut String) {
+    const TEXT_KEYS: [&str; 5] = ["content", "text", "prompt", "input", "system"];
+    fn collect(v: &serde_json::Value, take: bool, out: &mut String) {
         match v {
-            serde_json::Value::String(s) => {
+            serde_json::Value::String(s) if take => {
                 out.push_str(s);
                 out.push('\n');
             }
-            serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, take, out)),
             serde_json::Value::Object(map) => {
-                if let Some(t) = map.get("text") {
-                    collect(t, out);
+                for (k, v) in map {
+                    if k == "tools" {
+                        out.push_str(&v.to_string());
+                    } else {
+                        collect(v, TEXT_KEYS.contains(&k.as_str()), out);
+                    }
                 }
             }
             _ => {}
         }
     }
     let mut out = String::new();
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return out;
-    };
-    for m in v["messages"].as_array().into_iter().flatten() {
-        collect(&m["content"], &mut out);
-    }
-    collect(&v["prompt"], &mut out);
-    collect(&v["input"], &mut out);
-    if let Some(tools) = v.get("tools") {
-        out.push_str(&tools.to_string());
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        collect(&v, false, &mut out);
     }
     out
 }

@@ -154,6 +154,20 @@ struct ResponseFormat<'a> {
 }
 
 impl RequestNeeds {
+    /// The same, of a request in canonical form (the other ingress protocols).
+    pub fn of(req: &crate::canonical::ChatRequest) -> Self {
+        use crate::canonical::{OutputFormat, Part};
+        Self {
+            tools: !req.tools.is_empty(),
+            vision: req
+                .messages
+                .iter()
+                .flat_map(|m| &m.parts)
+                .any(|p| matches!(p, Part::Image(_))),
+            json: req.output != OutputFormat::Text,
+        }
+    }
+
     pub fn read(body: &RawObject) -> Self {
         let non_empty = |key: &str| {
             body.get(key)

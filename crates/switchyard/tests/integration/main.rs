@@ -15,6 +15,7 @@ mod errors;
 mod health;
 mod limits;
 mod postgres;
+mod protocols;
 mod routing;
 mod sdk_openai;
 mod v1_models;

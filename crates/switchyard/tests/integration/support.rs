@@ -27,7 +27,7 @@ pub struct TestApp {
 /// Options a test may change.
 pub struct Options {
     pub kind: Kind,
-    /// Extra TOML appended to the generated config.
+    /// Extra TOML appended to the generated config (see `with` for its placeholders).
     pub extra_toml: String,
     pub first_byte_timeout: f64,
     pub extra_routes: axum::Router<Arc<engine::Engine>>,
@@ -123,7 +123,14 @@ impl TestApp {
             &fake.base_url(),
             opts.first_byte_timeout,
         );
-        text.push_str(&opts.extra_toml);
+        // `{fake_v1}` and `{fake_gemini}` in extra TOML name the fake's OpenAI/Anthropic and
+        // Gemini base URLs.
+        text.push_str(
+            &opts
+                .extra_toml
+                .replace("{fake_v1}", &fake.base_url())
+                .replace("{fake_gemini}", &fake.gemini_base_url()),
+        );
         let mut config = parse_config(&text);
         for (name, keys) in &opts.provider_keys {
             let p = config

@@ -1,5 +1,6 @@
 //! `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`: the relayed endpoints.
-//! The body goes to the engine as bytes; streams go out as SSE, unbuffered.
+//! The body goes to the engine as bytes; streams go out as SSE, unbuffered. `relay` serves the
+//! Anthropic and Gemini routes too.
 
 use crate::error::{rate_headers, ApiResult};
 use crate::extract::{ApiKeyAuth, JsonBytes};
@@ -7,7 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use engine::relay::Relayed;
+use engine::relay::{Ingress, Relayed};
 use engine::Engine;
 use protocol::openai::Endpoint;
 use std::sync::Arc;
@@ -15,18 +16,18 @@ use std::sync::Arc;
 /// Names the deployment that answered.
 pub const PROVIDER_HEADER: &str = "x-switchyard-provider";
 
-async fn relay(
+pub(crate) async fn relay(
     engine: Arc<Engine>,
     auth: ApiKeyAuth,
     headers: HeaderMap,
     body: JsonBytes,
-    endpoint: Endpoint,
+    ingress: Ingress,
 ) -> ApiResult<Response> {
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let relayed = engine.relay(&auth.0, endpoint, &body.0, request_id).await?;
+    let relayed = engine.relay(&auth.0, ingress, &body.0, request_id).await?;
     let (mut resp, provider, rate) = match relayed {
         Relayed::Complete {
             body,
@@ -70,7 +71,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Endpoint::ChatCompletions).await
+    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::ChatCompletions)).await
 }
 
 pub async fn completions(
@@ -79,7 +80,7 @@ pub async fn completions(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Endpoint::Completions).await
+    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::Completions)).await
 }
 
 pub async fn embeddings(
@@ -88,5 +89,5 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Endpoint::Embeddings).await
+    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::Embeddings)).await
 }

@@ -1,4 +1,7 @@
-//! Any OpenAI-compatible server: OpenAI, Ollama's `/v1`, vLLM, llama.cpp, DeepSeek, …
+//! The HTTP client for every provider kind. The kinds differ only in their dialect: where a
+//! request goes (`/chat/completions`; `/messages`; `/models/{model}:generateContent`) and how
+//! the key is presented (`Authorization: Bearer`; `x-api-key` with `anthropic-version`;
+//! `x-goog-api-key`). Timeouts, pooling and body limits are shared.
 
 use crate::{
     BodyStream, ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
@@ -6,16 +9,19 @@ use crate::{
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use protocol::openai::Endpoint;
+use protocol::Protocol;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::time::Duration;
 
 /// Idle pooled connections are closed after this, shorter than common server keep-alives.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct OpenAiUpstream {
+pub struct HttpUpstream {
     name: String,
+    protocol: Protocol,
     base_url: String,
-    /// Each endpoint's URL, parsed once rather than per request.
+    /// Each OpenAI endpoint's URL (or Anthropic's `/messages`), parsed once rather than per
+    /// request.
     urls: [reqwest::Url; 3],
     client: reqwest::Client,
     first_byte_timeout: Duration,
@@ -23,11 +29,18 @@ pub struct OpenAiUpstream {
     total_timeout: Duration,
 }
 
-impl OpenAiUpstream {
-    pub fn new(s: &ProviderSettings) -> Result<Self, String> {
+impl HttpUpstream {
+    pub fn new(s: &ProviderSettings, protocol: Protocol) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
         for key in &s.api_keys {
-            bearer(key).map_err(|_| "an API key contains characters not allowed in a header")?;
+            key_header(protocol, key)
+                .map_err(|_| "an API key contains characters not allowed in a header")?;
+        }
+        if protocol == Protocol::Anthropic {
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(protocol::anthropic::API_VERSION),
+            );
         }
         for (k, v) in &s.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -48,11 +61,16 @@ impl OpenAiUpstream {
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         let base_url = s.base_url.trim_end_matches('/').to_owned();
         let url = |e: Endpoint| {
-            reqwest::Url::parse(&format!("{base_url}{}", e.path()))
+            let path = match protocol {
+                Protocol::Anthropic => "/messages",
+                _ => e.path(),
+            };
+            reqwest::Url::parse(&format!("{base_url}{path}"))
                 .map_err(|err| format!("base_url `{}`: {err}", s.base_url))
         };
         Ok(Self {
             name: s.name.clone(),
+            protocol,
             urls: [
                 url(Endpoint::ChatCompletions)?,
                 url(Endpoint::Completions)?,
@@ -67,42 +85,68 @@ impl OpenAiUpstream {
     }
 }
 
-fn bearer(key: &str) -> Result<HeaderValue, reqwest::header::InvalidHeaderValue> {
-    let mut v = HeaderValue::from_str(&format!("Bearer {key}"))?;
+/// The header that presents a key in a protocol's dialect.
+fn key_header(
+    protocol: Protocol,
+    key: &str,
+) -> Result<(HeaderName, HeaderValue), reqwest::header::InvalidHeaderValue> {
+    let (name, mut v) = match protocol {
+        Protocol::OpenAi => (AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}"))?),
+        Protocol::Anthropic => (HeaderName::from_static("x-api-key"), HeaderValue::from_str(key)?),
+        Protocol::Gemini => (
+            HeaderName::from_static("x-goog-api-key"),
+            HeaderValue::from_str(key)?,
+        ),
+    };
     v.set_sensitive(true);
-    Ok(v)
+    Ok((name, v))
 }
 
 fn with_key(
+    protocol: Protocol,
     mut req: reqwest::RequestBuilder,
     key: Option<&std::sync::Arc<str>>,
 ) -> reqwest::RequestBuilder {
-    if let Some(v) = key.and_then(|k| bearer(k).ok()) {
-        req = req.header(AUTHORIZATION, v);
+    if let Some((name, v)) = key.and_then(|k| key_header(protocol, k).ok()) {
+        req = req.header(name, v);
     }
     req
 }
 
 #[async_trait]
-impl Upstream for OpenAiUpstream {
+impl Upstream for HttpUpstream {
     fn name(&self) -> &str {
         &self.name
     }
 
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let url = self.urls[match req.endpoint {
-            Endpoint::ChatCompletions => 0,
-            Endpoint::Completions => 1,
-            Endpoint::Embeddings => 2,
-        }]
-        .clone();
+        let url = if self.protocol == Protocol::Gemini {
+            let method = if req.stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            reqwest::Url::parse(&format!("{}/models/{}:{method}", self.base_url, req.model))
+                .map_err(|e| UpstreamError::Connect(format!("the model's URL: {e}")))?
+        } else {
+            self.urls[match req.endpoint {
+                Endpoint::ChatCompletions => 0,
+                Endpoint::Completions => 1,
+                Endpoint::Embeddings => 2,
+            }]
+            .clone()
+        };
         let accept = if req.stream {
             "text/event-stream"
         } else {
             "application/json"
         };
         let started = tokio::time::Instant::now();
-        let sent = with_key(self.client.post(url), req.api_key.as_ref())
+        let sent = with_key(self.protocol, self.client.post(url), req.api_key.as_ref())
             .header(CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, accept)
             .body(req.body)
@@ -140,7 +184,7 @@ impl Upstream for OpenAiUpstream {
 
     async fn probe(&self, api_key: Option<std::sync::Arc<str>>) -> Result<(), UpstreamError> {
         let url = format!("{}/models", self.base_url);
-        let sent = with_key(self.client.get(url), api_key.as_ref()).send();
+        let sent = with_key(self.protocol, self.client.get(url), api_key.as_ref()).send();
         match tokio::time::timeout(self.first_byte_timeout, sent).await {
             Err(_) => Err(UpstreamError::Timeout(self.first_byte_timeout)),
             Ok(Err(e)) => Err(classify(&e)),
