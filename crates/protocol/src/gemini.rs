@@ -521,8 +521,13 @@ fn finish_reason(s: &StopReason) -> &'static str {
     }
 }
 
-/// Text and calls of the first candidate; `calls` numbers calls without ids.
+/// Text and calls of the first candidate; `calls` numbers calls without ids, which get ids
+/// unique to the answer (`call_{responseId}_{n}`) so a conversation never repeats one.
 fn candidate_parts(v: &Value, calls: &mut usize, parts: &mut Vec<Part>) {
+    let prefix = match v["responseId"].as_str() {
+        Some(r) if !r.is_empty() => format!("call_{r}_"),
+        _ => "call_".to_owned(),
+    };
     for p in v["candidates"][0]["content"]["parts"]
         .as_array()
         .into_iter()
@@ -536,7 +541,7 @@ fn candidate_parts(v: &Value, calls: &mut usize, parts: &mut Vec<Part>) {
         } else if let Some(f) = p.get("functionCall") {
             let id = f["id"]
                 .as_str()
-                .map_or_else(|| synthetic_id("call_", *calls), str::to_owned);
+                .map_or_else(|| synthetic_id(&prefix, *calls), str::to_owned);
             *calls += 1;
             parts.push(Part::ToolCall {
                 id,
@@ -618,8 +623,14 @@ impl StreamDecoder {
             out.push(StreamEvent::Error(m.to_owned()));
             return;
         }
+        let usage = usage_of(&v["usageMetadata"]);
         if !self.started {
             self.started = true;
+            // Usage first: Gemini reports the prompt's tokens from the first chunk, and an
+            // Anthropic client's `message_start` can carry them.
+            if let Some(u) = usage {
+                out.push(StreamEvent::Usage(u));
+            }
             out.push(StreamEvent::Start {
                 id: v["responseId"].as_str().unwrap_or_default().to_owned(),
                 model: v["modelVersion"].as_str().unwrap_or_default().to_owned(),
@@ -649,7 +660,7 @@ impl StreamDecoder {
         if let Some(r) = v["candidates"][0]["finishReason"].as_str() {
             out.push(StreamEvent::Finish(stop_reason(r, self.calls > 0)));
         }
-        if let Some(u) = usage_of(&v["usageMetadata"]) {
+        if let Some(u) = usage {
             out.push(StreamEvent::Usage(u));
         }
     }

@@ -3,6 +3,8 @@
 
 pub mod anthropic;
 pub mod canonical;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gemini;
 pub mod json;
 pub mod openai;

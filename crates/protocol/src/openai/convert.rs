@@ -132,10 +132,15 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
             "user" => {
                 m.only(&["role", "content"], target)?;
                 let parts = user_parts(&m, target)?;
-                req.messages.push(Message {
-                    role: Role::User,
-                    parts,
-                });
+                // A question right after tool answers belongs to their turn (as Anthropic
+                // and Gemini want it).
+                match req.messages.last_mut() {
+                    Some(last) if only_results(last) => last.parts.extend(parts),
+                    _ => req.messages.push(Message {
+                        role: Role::User,
+                        parts,
+                    }),
+                }
             }
             "assistant" => {
                 m.only(&["role", "content", "tool_calls", "refusal"], target)?;
@@ -177,15 +182,7 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
                 };
                 // Consecutive tool answers belong to one user turn.
                 match req.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last
-                                .parts
-                                .iter()
-                                .all(|p| matches!(p, Part::ToolResult { .. })) =>
-                    {
-                        last.parts.push(result)
-                    }
+                    Some(last) if only_results(last) => last.parts.push(result),
                     _ => req.messages.push(Message {
                         role: Role::User,
                         parts: vec![result],
@@ -202,6 +199,13 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
         leading = false;
     }
     Ok(req)
+}
+
+/// A user turn made of tool answers only.
+fn only_results(m: &Message) -> bool {
+    m.role == Role::User
+        && !m.parts.is_empty()
+        && m.parts.iter().all(|p| matches!(p, Part::ToolResult { .. }))
 }
 
 /// The name of the call a tool answer answers, from the conversation so far.
