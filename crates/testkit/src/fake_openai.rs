@@ -228,7 +228,17 @@ async fn chat(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let (behavior, body) = next(&shared, uri.path(), headers, raw);
+    let (mut behavior, body) = next(&shared, uri.path(), headers, raw);
+    // A forced function is called, with `{"answer": "fake"}`.
+    if let (Behavior::Reply, Some(name)) = (
+        &behavior,
+        body["tool_choice"]["function"]["name"].as_str(),
+    ) {
+        behavior = Behavior::ToolCall {
+            name: name.to_owned(),
+            arguments: json!({"answer": "fake"}),
+        };
+    }
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"]

@@ -17,7 +17,7 @@ mod limits;
 mod postgres;
 mod protocols;
 mod routing;
-mod sdk_openai;
+mod sdk;
 mod v1_models;
 mod v1_relay;
 mod v1_stream;

@@ -30,7 +30,8 @@ input_price = "0.30"
 output_price = "2.50"
 "#;
 
-async fn app() -> TestApp {
+/// A test app whose catalog has a model on each kind of provider (used by the SDK tests too).
+pub async fn app() -> TestApp {
     TestApp::with(Options {
         extra_toml: PROVIDERS.to_owned(),
         provider_keys: vec![("anth", vec!["sk-ant-test"]), ("gemini", vec!["gm-key"])],
