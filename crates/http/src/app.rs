@@ -2,10 +2,9 @@
 //! administrator on `/api/admin`) except the public ones: health, sign-up, login, and the
 //! Stripe webhook (authenticated by its signature).
 
-use crate::error::ErrorResponse;
 use crate::error::in_shape_of;
+use crate::error::ErrorResponse;
 use crate::routes::{anthropic, api, gemini, health, v1};
-use protocol::Protocol;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use domain::ErrorCode;
 use engine::Engine;
+use protocol::Protocol;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;

@@ -98,9 +98,15 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
     for (i, t) in o.arr("tools")?.iter().enumerate() {
         let t = obj(t, &format!("tools[{i}]"))?;
         if let Some(kind) = t.str("type")?.filter(|k| *k != "custom") {
-            return Err(cannot(&format!("the server tool `{kind}` ({})", t.path), target));
+            return Err(cannot(
+                &format!("the server tool `{kind}` ({})", t.path),
+                target,
+            ));
         }
-        t.only(&["type", "name", "description", "input_schema", HINTS], target)?;
+        t.only(
+            &["type", "name", "description", "input_schema", HINTS],
+            target,
+        )?;
         req.tools.push(ToolDef {
             name: t.req_str("name")?.to_owned(),
             description: t.str("description")?.map(str::to_owned),
@@ -140,12 +146,7 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
 }
 
 /// A message's or tool result's `content`: a string or content blocks.
-fn blocks(
-    m: &Obj<'_>,
-    key: &str,
-    history: &[Message],
-    target: &str,
-) -> Result<Vec<Part>, String> {
+fn blocks(m: &Obj<'_>, key: &str, history: &[Message], target: &str) -> Result<Vec<Part>, String> {
     let items = match m.get(key) {
         None => return Ok(Vec::new()),
         Some(Value::String(s)) => return Ok(vec![Part::Text(s.clone())]),
@@ -194,7 +195,10 @@ fn blocks(
                 });
             }
             "tool_result" => {
-                b.only(&["type", "tool_use_id", "content", "is_error", HINTS], target)?;
+                b.only(
+                    &["type", "tool_use_id", "content", "is_error", HINTS],
+                    target,
+                )?;
                 let id = b.req_str("tool_use_id")?.to_owned();
                 parts.push(Part::ToolResult {
                     name: crate::openai::convert::call_name(history, &id),
@@ -203,12 +207,7 @@ fn blocks(
                     is_error: b.bool("is_error")?.unwrap_or(false),
                 });
             }
-            other => {
-                return Err(cannot(
-                    &format!("a `{other}` block ({})", b.path),
-                    target,
-                ))
-            }
+            other => return Err(cannot(&format!("a `{other}` block ({})", b.path), target)),
         }
     }
     Ok(parts)
@@ -264,7 +263,10 @@ fn block_json(p: &Part, at: &str) -> Result<Option<Value>, String> {
 pub(crate) fn no_detail(detail: Option<&str>, at: &str) -> Result<(), String> {
     match detail {
         None | Some("auto") => Ok(()),
-        Some(d) => Err(cannot(&format!("image `detail: {d}` ({at})"), "Anthropic or Gemini")),
+        Some(d) => Err(cannot(
+            &format!("image `detail: {d}` ({at})"),
+            "Anthropic or Gemini",
+        )),
     }
 }
 
@@ -273,10 +275,7 @@ pub(crate) fn no_detail(detail: Option<&str>, at: &str) -> Result<(), String> {
 pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String> {
     let mut out = Map::new();
     out.insert("model".into(), model.into());
-    out.insert(
-        "max_tokens".into(),
-        req.max_tokens.unwrap_or(4096).into(),
-    );
+    out.insert("max_tokens".into(), req.max_tokens.unwrap_or(4096).into());
     if !req.system.is_empty() {
         let system = if req.system.len() == 1 {
             Value::String(req.system[0].clone())
@@ -420,7 +419,10 @@ fn stop_json(s: &StopReason) -> (&'static str, Value) {
     match s {
         StopReason::EndTurn => ("end_turn", Value::Null),
         StopReason::MaxTokens => ("max_tokens", Value::Null),
-        StopReason::StopSequence(q) => ("stop_sequence", q.clone().map_or(Value::Null, Value::String)),
+        StopReason::StopSequence(q) => (
+            "stop_sequence",
+            q.clone().map_or(Value::Null, Value::String),
+        ),
         StopReason::ToolUse => ("tool_use", Value::Null),
         StopReason::ContentFilter => ("refusal", Value::Null),
     }
@@ -436,7 +438,9 @@ pub fn decode_response(bytes: &[u8], json_tool: bool) -> Result<ChatResponse, St
     );
     for b in v["content"].as_array().into_iter().flatten() {
         match b["type"].as_str() {
-            Some("text") => parts.push(Part::Text(b["text"].as_str().unwrap_or_default().to_owned())),
+            Some("text") => parts.push(Part::Text(
+                b["text"].as_str().unwrap_or_default().to_owned(),
+            )),
             Some("tool_use") if json_tool && b["name"] == JSON_TOOL => {
                 parts.push(Part::Text(b["input"].to_string()));
                 if stop == StopReason::ToolUse {
@@ -582,7 +586,10 @@ impl StreamDecoder {
                         if index.is_some() && index == self.json_block {
                             out.push(StreamEvent::Text(fragment));
                         } else if let Some(Some(n)) = index.and_then(|i| self.blocks.get(i)) {
-                            out.push(StreamEvent::ToolCallArgs { index: *n, fragment });
+                            out.push(StreamEvent::ToolCallArgs {
+                                index: *n,
+                                fragment,
+                            });
                         }
                     }
                     _ => {}
@@ -659,7 +666,10 @@ impl StreamEncoder {
     }
 
     fn emit(out: &mut Vec<Bytes>, event: &str, v: &Value) {
-        out.push(named_frame(event, &serde_json::to_vec(v).unwrap_or_default()));
+        out.push(named_frame(
+            event,
+            &serde_json::to_vec(v).unwrap_or_default(),
+        ));
     }
 
     fn start(&mut self, id: &str, out: &mut Vec<Bytes>) {
@@ -682,7 +692,11 @@ impl StreamEncoder {
 
     fn close(&mut self, out: &mut Vec<Bytes>) {
         if let Some((index, _)) = self.open.take() {
-            Self::emit(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
+            Self::emit(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            );
         }
     }
 
@@ -703,7 +717,10 @@ impl StreamEncoder {
         if self.ended {
             return;
         }
-        if !matches!(e, StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_)) {
+        if !matches!(
+            e,
+            StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_)
+        ) {
             self.start("", out);
         }
         match e {
@@ -740,7 +757,8 @@ impl StreamEncoder {
             StreamEvent::Usage(u) => self.usage = *u,
             StreamEvent::End => {
                 self.close(out);
-                let (reason, sequence) = stop_json(self.stop.as_ref().unwrap_or(&StopReason::EndTurn));
+                let (reason, sequence) =
+                    stop_json(self.stop.as_ref().unwrap_or(&StopReason::EndTurn));
                 Self::emit(
                     out,
                     "message_delta",
@@ -804,10 +822,8 @@ impl PassThrough {
                 seen.usage = self.usage;
                 if v["message"].get("model").is_some() {
                     v["message"]["model"] = self.model.clone().into();
-                    seen.frame = named_frame(
-                        "message_start",
-                        &serde_json::to_vec(&v).unwrap_or_default(),
-                    );
+                    seen.frame =
+                        named_frame("message_start", &serde_json::to_vec(&v).unwrap_or_default());
                 }
             }
             "content_block_delta" => {
@@ -849,7 +865,10 @@ impl PassThrough {
 }
 
 /// A non-streaming answer passed through: the public model shown, usage and text read.
-pub fn pass_response(body: &[u8], public_model: &str) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
+pub fn pass_response(
+    body: &[u8],
+    public_model: &str,
+) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
     let mut obj = crate::RawObject::parse(body).ok()?;
     let v: Value = serde_json::from_slice(body).ok()?;
     let usage = usage_of(&v["usage"]);

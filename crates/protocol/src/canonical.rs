@@ -194,7 +194,10 @@ impl ChatResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The answer began.
-    Start { id: String, model: String },
+    Start {
+        id: String,
+        model: String,
+    },
     Text(String),
     /// A tool call began; `index` counts the answer's tool calls from 0.
     ToolCallStart {
@@ -203,7 +206,10 @@ pub enum StreamEvent {
         name: String,
     },
     /// More of a tool call's JSON arguments.
-    ToolCallArgs { index: usize, fragment: String },
+    ToolCallArgs {
+        index: usize,
+        fragment: String,
+    },
     Finish(StopReason),
     /// Usage so far (the last one seen is the total).
     Usage(TokenUsage),

@@ -63,7 +63,9 @@ pub fn response(data: &[u8]) {
 /// A provider's event stream fed in arbitrary chunks; the first bytes pick the protocols and
 /// the chunk size.
 pub fn stream(data: &[u8]) {
-    let [a, b, size, rest @ ..] = data else { return };
+    let [a, b, size, rest @ ..] = data else {
+        return;
+    };
     let mut relay = StreamRelay::new(pick(*b), pick(*a), &REPLY, a & 8 != 0, a & 4 != 0);
     let mut decoder = SseDecoder::new();
     let mut out = VecDeque::new();

@@ -41,7 +41,11 @@ pub fn error_body(message: &str, status: u16) -> Vec<u8> {
 
 /// Media types Gemini can be told for an image URL, by its extension.
 fn media_type_of(url: &str) -> Option<&'static str> {
-    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
     [
         (".png", "image/png"),
         (".jpg", "image/jpeg"),
@@ -153,12 +157,18 @@ pub fn decode_request(
         req.top_p = pick(&g, ["topP", "top_p"], Obj::f64)?;
         req.top_k = pick(&g, ["topK", "top_k"], Obj::u64)?;
         req.max_tokens = pick(&g, ["maxOutputTokens", "max_output_tokens"], Obj::u64)?;
-        req.stop = strings(g.get_any(&["stopSequences", "stop_sequences"]), "stopSequences")?;
+        req.stop = strings(
+            g.get_any(&["stopSequences", "stop_sequences"]),
+            "stopSequences",
+        )?;
         req.presence_penalty = pick(&g, ["presencePenalty", "presence_penalty"], Obj::f64)?;
         req.frequency_penalty = pick(&g, ["frequencyPenalty", "frequency_penalty"], Obj::f64)?;
         req.seed = g.i64("seed")?;
         if pick(&g, ["candidateCount", "candidate_count"], Obj::u64)?.is_some_and(|n| n != 1) {
-            return Err(cannot("`generationConfig.candidateCount` other than 1", target));
+            return Err(cannot(
+                "`generationConfig.candidateCount` other than 1",
+                target,
+            ));
         }
         let mime = pick(&g, ["responseMimeType", "response_mime_type"], Obj::str)?;
         let schema = g
@@ -220,10 +230,16 @@ pub fn decode_request(
     }
     if let Some(c) = o.get_any(&["toolConfig", "tool_config"]) {
         let c = obj(c, "toolConfig")?;
-        c.only(&["functionCallingConfig", "function_calling_config"], target)?;
+        c.only(
+            &["functionCallingConfig", "function_calling_config"],
+            target,
+        )?;
         if let Some(f) = c.get_any(&["functionCallingConfig", "function_calling_config"]) {
             let f = obj(f, "toolConfig.functionCallingConfig")?;
-            f.only(&["mode", "allowedFunctionNames", "allowed_function_names"], target)?;
+            f.only(
+                &["mode", "allowedFunctionNames", "allowed_function_names"],
+                target,
+            )?;
             let allowed = strings(
                 f.get_any(&["allowedFunctionNames", "allowed_function_names"]),
                 "allowedFunctionNames",
@@ -266,7 +282,11 @@ pub fn decode_request(
     Ok(req)
 }
 
-fn part(p: &Obj<'_>, calls: &mut Vec<(String, String, bool)>, target: &str) -> Result<Part, String> {
+fn part(
+    p: &Obj<'_>,
+    calls: &mut Vec<(String, String, bool)>,
+    target: &str,
+) -> Result<Part, String> {
     // A thought signature is Gemini's own token for its reasoning; no other provider reads it.
     const SIG: [&str; 2] = ["thoughtSignature", "thought_signature"];
     if let Some(t) = p.str("text")? {
@@ -305,7 +325,9 @@ fn part(p: &Obj<'_>, calls: &mut Vec<(String, String, bool)>, target: &str) -> R
         return Ok(Part::ToolCall {
             id,
             name,
-            arguments: f.get("args").map_or_else(|| "{}".to_owned(), Value::to_string),
+            arguments: f
+                .get("args")
+                .map_or_else(|| "{}".to_owned(), Value::to_string),
         });
     }
     if let Some(f) = p.get_any(&["functionResponse", "function_response"]) {
@@ -318,7 +340,10 @@ fn part(p: &Obj<'_>, calls: &mut Vec<(String, String, bool)>, target: &str) -> R
                 .iter()
                 .rev()
                 .find(|(_, n, answered)| *n == name && !answered)
-                .map_or_else(|| synthetic_id("call_", calls.len()), |(id, _, _)| id.clone()),
+                .map_or_else(
+                    || synthetic_id("call_", calls.len()),
+                    |(id, _, _)| id.clone(),
+                ),
         };
         if let Some(c) = calls.iter_mut().find(|(i, _, _)| *i == id) {
             c.2 = true;
@@ -327,7 +352,8 @@ fn part(p: &Obj<'_>, calls: &mut Vec<(String, String, bool)>, target: &str) -> R
             id,
             name,
             content: vec![Part::Text(
-                f.get("response").map_or_else(|| "{}".to_owned(), Value::to_string),
+                f.get("response")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string),
             )],
             is_error: false,
         });
@@ -506,8 +532,9 @@ fn usage_json(u: &TokenUsage) -> Value {
 fn stop_reason(s: &str, called: bool) -> StopReason {
     match s {
         "MAX_TOKENS" => StopReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" => StopReason::ContentFilter,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            StopReason::ContentFilter
+        }
         _ if called => StopReason::ToolUse,
         _ => StopReason::EndTurn,
     }
@@ -546,7 +573,9 @@ fn candidate_parts(v: &Value, calls: &mut usize, parts: &mut Vec<Part>) {
             parts.push(Part::ToolCall {
                 id,
                 name: f["name"].as_str().unwrap_or_default().to_owned(),
-                arguments: f.get("args").map_or_else(|| "{}".to_owned(), Value::to_string),
+                arguments: f
+                    .get("args")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string),
             });
         }
     }
@@ -562,7 +591,9 @@ pub fn decode_response(bytes: &[u8]) -> Result<ChatResponse, String> {
         model: v["modelVersion"].as_str().unwrap_or_default().to_owned(),
         parts,
         stop: stop_reason(
-            v["candidates"][0]["finishReason"].as_str().unwrap_or("STOP"),
+            v["candidates"][0]["finishReason"]
+                .as_str()
+                .unwrap_or("STOP"),
             calls > 0,
         ),
         usage: usage_of(&v["usageMetadata"]),
@@ -737,8 +768,12 @@ impl StreamEncoder {
                     .calls
                     .iter()
                     .map(|(_, id, name, args)| {
-                        let args = serde_json::from_str::<Value>(if args.is_empty() { "{}" } else { args })
-                            .unwrap_or_else(|_| json!({}));
+                        let args = serde_json::from_str::<Value>(if args.is_empty() {
+                            "{}"
+                        } else {
+                            args
+                        })
+                        .unwrap_or_else(|_| json!({}));
                         json!({"functionCall": {"id": id, "name": name, "args": args}})
                     })
                     .collect();
@@ -792,7 +827,12 @@ impl PassThrough {
             return seen;
         };
         if let Some(e) = v.get("error") {
-            seen.error = Some(e["message"].as_str().unwrap_or("the provider failed").to_owned());
+            seen.error = Some(
+                e["message"]
+                    .as_str()
+                    .unwrap_or("the provider failed")
+                    .to_owned(),
+            );
             return seen;
         }
         seen.usage = usage_of(&v["usageMetadata"]);
@@ -818,7 +858,10 @@ impl PassThrough {
 }
 
 /// A non-streaming answer passed through: the public model shown, usage and text read.
-pub fn pass_response(body: &[u8], public_model: &str) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
+pub fn pass_response(
+    body: &[u8],
+    public_model: &str,
+) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
     let mut obj = crate::RawObject::parse(body).ok()?;
     let v: Value = serde_json::from_slice(body).ok()?;
     let usage = usage_of(&v["usageMetadata"]);

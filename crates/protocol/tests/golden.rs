@@ -92,12 +92,17 @@ fn check(kind: &str, run: fn(Protocol, Protocol, &Value) -> Value) {
         }
         if update {
             fixture["expected"] = Value::Object(actual);
-            std::fs::write(&path, serde_json::to_string_pretty(&fixture).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&fixture).unwrap() + "\n",
+            )
+            .unwrap();
             continue;
         }
         for (to, got) in actual {
             assert_eq!(
-                got, fixture["expected"][&to],
+                got,
+                fixture["expected"][&to],
                 "{kind} {} → {to} differs from {}",
                 from.name(),
                 path.display()

@@ -51,7 +51,10 @@ fn messages() -> impl Strategy<Value = Vec<Message>> {
         for (user, said, calls) in turns {
             // A question after tool answers is part of their turn (the canonical form).
             match out.last_mut() {
-                Some(Message { role: Role::User, parts }) => parts.extend(user),
+                Some(Message {
+                    role: Role::User,
+                    parts,
+                }) => parts.extend(user),
                 _ => out.push(Message {
                     role: Role::User,
                     parts: user,
@@ -251,12 +254,49 @@ proptest! {
 /// JSON values built from the field names the parsers look for.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let keys = prop::sample::select(vec![
-        "model", "messages", "role", "content", "type", "text", "tool_calls", "function",
-        "arguments", "name", "id", "tools", "contents", "parts", "functionCall", "args",
-        "functionResponse", "response", "max_tokens", "system", "tool_choice", "image_url",
-        "url", "source", "input", "tool_use_id", "choices", "delta", "candidates",
-        "usageMetadata", "usage", "index", "content_block", "generationConfig", "stream",
-        "user", "assistant", "tool", "model", "image", "base64", "tool_use", "tool_result",
+        "model",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "text",
+        "tool_calls",
+        "function",
+        "arguments",
+        "name",
+        "id",
+        "tools",
+        "contents",
+        "parts",
+        "functionCall",
+        "args",
+        "functionResponse",
+        "response",
+        "max_tokens",
+        "system",
+        "tool_choice",
+        "image_url",
+        "url",
+        "source",
+        "input",
+        "tool_use_id",
+        "choices",
+        "delta",
+        "candidates",
+        "usageMetadata",
+        "usage",
+        "index",
+        "content_block",
+        "generationConfig",
+        "stream",
+        "user",
+        "assistant",
+        "tool",
+        "model",
+        "image",
+        "base64",
+        "tool_use",
+        "tool_result",
     ]);
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
@@ -268,8 +308,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-            prop::collection::btree_map(keys.clone(), inner, 0..6)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| {
+                serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
         ]
     })
 }

@@ -6,8 +6,8 @@
 //! A forced tool (`tool_choice: {type: "tool"}`) is called with `{"answer": "fake"}`.
 
 use crate::fake_openai::{
-    async_stream, hang, next, Behavior, CancelGuard, Shared, COMPLETION_TOKENS,
-    PROMPT_TOKENS, WORDS,
+    async_stream, hang, next, Behavior, CancelGuard, Shared, COMPLETION_TOKENS, PROMPT_TOKENS,
+    WORDS,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -67,7 +67,9 @@ fn check(headers: &HeaderMap, body: &Value) -> Option<String> {
         if let Some(blocks) = m["content"].as_array() {
             for b in blocks {
                 if b["type"] == "text" && b["text"].as_str().is_none_or(str::is_empty) {
-                    return Some(format!("messages.{i}: text content blocks must be non-empty"));
+                    return Some(format!(
+                        "messages.{i}: text content blocks must be non-empty"
+                    ));
                 }
                 if b["type"] == "tool_use" && !b["input"].is_object() {
                     return Some(format!("messages.{i}: tool_use.input must be an object"));
@@ -143,7 +145,10 @@ pub(crate) async fn messages(
             json!([{"type": "tool_use", "id": "toolu_fake1", "name": name, "input": input}]),
             "tool_use",
         ),
-        None => (json!([{"type": "text", "text": WORDS.concat()}]), "end_turn"),
+        None => (
+            json!([{"type": "text", "text": WORDS.concat()}]),
+            "end_turn",
+        ),
     };
     axum::Json(json!({
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
@@ -166,9 +171,12 @@ fn stream_answer(
             finished: false,
         };
         let mut send = Vec::new();
-        send.push(event("message_start", &json!({"type": "message_start", "message": {
+        send.push(event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null, "usage": usage(1)}})));
+            "stop_reason": null, "stop_sequence": null, "usage": usage(1)}}),
+        ));
         send.push(event("ping", &json!({"type": "ping"})));
         let stop = if let Some((name, input)) = &call {
             let args = input.to_string();
@@ -176,24 +184,42 @@ fn stream_answer(
             send.push(event("content_block_start", &json!({"type": "content_block_start", "index": 0,
                 "content_block": {"type": "tool_use", "id": "toolu_fake1", "name": name, "input": {}}})));
             for piece in [a, b] {
-                send.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "input_json_delta", "partial_json": piece}})));
+                send.push(event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                ));
             }
-            send.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
+            send.push(event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": 0}),
+            ));
             "tool_use"
         } else {
-            send.push(event("content_block_start", &json!({"type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}})));
+            send.push(event(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+            ));
             for w in WORDS {
-                send.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": w}})));
+                send.push(event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": w}}),
+                ));
             }
-            send.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
+            send.push(event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": 0}),
+            ));
             "end_turn"
         };
-        send.push(event("message_delta", &json!({"type": "message_delta",
+        send.push(event(
+            "message_delta",
+            &json!({"type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"output_tokens": COMPLETION_TOKENS}})));
+            "usage": {"output_tokens": COMPLETION_TOKENS}}),
+        ));
         send.push(event("message_stop", &json!({"type": "message_stop"})));
         for (i, e) in send.into_iter().enumerate() {
             // `CutAfter(n)`: message_start, ping, block start, then n deltas, then the cut.

@@ -38,7 +38,9 @@ fn error(code: u16, status: &str, message: &str) -> Response {
 fn check(body: &Value) -> Option<String> {
     let obj = body.as_object()?;
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Some(format!("Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."));
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        ));
     }
     let contents = body["contents"].as_array().filter(|c| !c.is_empty());
     if contents.is_none() {
@@ -122,7 +124,11 @@ pub(crate) async fn generate(
         return axum::Json(response(model, parts, Some("STOP"), COMPLETION_TOKENS)).into_response();
     }
     if !query.unwrap_or_default().split('&').any(|p| p == "alt=sse") {
-        return error(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse");
+        return error(
+            400,
+            "INVALID_ARGUMENT",
+            "this fake streams only with alt=sse",
+        );
     }
     let (cut, every) = match behavior {
         Behavior::CutAfter(n) => (Some(n), Duration::ZERO),
@@ -142,7 +148,11 @@ pub(crate) async fn generate(
                 .enumerate()
                 .map(|(i, w)| {
                     let last = i + 1 == WORDS.len();
-                    let out = if last { COMPLETION_TOKENS } else { u64::try_from(i).unwrap() + 1 };
+                    let out = if last {
+                        COMPLETION_TOKENS
+                    } else {
+                        u64::try_from(i).unwrap() + 1
+                    };
                     response(&model, json!([{"text": w}]), last.then_some("STOP"), out)
                 })
                 .collect(),
@@ -159,7 +169,11 @@ pub(crate) async fn generate(
                     () = tx.closed() => return,
                 }
             }
-            if tx.send(Ok(Bytes::from(format!("data: {c}\r\n\r\n")))).await.is_err() {
+            if tx
+                .send(Ok(Bytes::from(format!("data: {c}\r\n\r\n"))))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -182,7 +182,12 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     }
 }
 
-pub(crate) fn next(shared: &Shared, path: &str, headers: HeaderMap, raw: Bytes) -> (Behavior, Value) {
+pub(crate) fn next(
+    shared: &Shared,
+    path: &str,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> (Behavior, Value) {
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     shared.received.lock().unwrap().push(Received {
         path: path.to_owned(),
@@ -230,10 +235,9 @@ async fn chat(
 ) -> Response {
     let (mut behavior, body) = next(&shared, uri.path(), headers, raw);
     // A forced function is called, with `{"answer": "fake"}`.
-    if let (Behavior::Reply, Some(name)) = (
-        &behavior,
-        body["tool_choice"]["function"]["name"].as_str(),
-    ) {
+    if let (Behavior::Reply, Some(name)) =
+        (&behavior, body["tool_choice"]["function"]["name"].as_str())
+    {
         behavior = Behavior::ToolCall {
             name: name.to_owned(),
             arguments: json!({"answer": "fake"}),
@@ -381,7 +385,8 @@ fn stream_answer(
             let _ = tx.send(Ok(sse(&first))).await;
             for piece in [a, b] {
                 let mut c = chunk(&model, "", None);
-                c["choices"][0]["delta"] = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+                c["choices"][0]["delta"] =
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
                 let _ = tx.send(Ok(sse(&c))).await;
             }
             finish = "tool_calls";

@@ -91,8 +91,14 @@ fn key_header(
     key: &str,
 ) -> Result<(HeaderName, HeaderValue), reqwest::header::InvalidHeaderValue> {
     let (name, mut v) = match protocol {
-        Protocol::OpenAi => (AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}"))?),
-        Protocol::Anthropic => (HeaderName::from_static("x-api-key"), HeaderValue::from_str(key)?),
+        Protocol::OpenAi => (
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}"))?,
+        ),
+        Protocol::Anthropic => (
+            HeaderName::from_static("x-api-key"),
+            HeaderValue::from_str(key)?,
+        ),
         Protocol::Gemini => (
             HeaderName::from_static("x-goog-api-key"),
             HeaderValue::from_str(key)?,

@@ -64,11 +64,35 @@ mod tests {
     #[test]
     fn the_path_names_model_and_method() {
         let t = target("fast:generateContent", None).unwrap();
-        assert_eq!(t, Ingress::Gemini { model: "fast".into(), stream: false });
+        assert_eq!(
+            t,
+            Ingress::Gemini {
+                model: "fast".into(),
+                stream: false
+            }
+        );
         let t = target("gemma3:4b:streamGenerateContent", Some("key=x&alt=sse")).unwrap();
-        assert_eq!(t, Ingress::Gemini { model: "gemma3:4b".into(), stream: true });
-        assert_eq!(target("fast:streamGenerateContent", None).unwrap_err().0.code, ErrorCode::InvalidBody);
-        assert_eq!(target("fast:embedContent", None).unwrap_err().0.code, ErrorCode::EndpointNotSupported);
-        assert_eq!(target("fast", None).unwrap_err().0.code, ErrorCode::EndpointNotSupported);
+        assert_eq!(
+            t,
+            Ingress::Gemini {
+                model: "gemma3:4b".into(),
+                stream: true
+            }
+        );
+        assert_eq!(
+            target("fast:streamGenerateContent", None)
+                .unwrap_err()
+                .0
+                .code,
+            ErrorCode::InvalidBody
+        );
+        assert_eq!(
+            target("fast:embedContent", None).unwrap_err().0.code,
+            ErrorCode::EndpointNotSupported
+        );
+        assert_eq!(
+            target("fast", None).unwrap_err().0.code,
+            ErrorCode::EndpointNotSupported
+        );
     }
 }

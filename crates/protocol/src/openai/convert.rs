@@ -3,9 +3,7 @@
 use super::TokenUsage;
 use crate::canonical::*;
 use crate::sse::{data_frame, SseFrame};
-use crate::translate::read::{
-    body, cannot, data_url, obj, put, strings, Obj,
-};
+use crate::translate::read::{body, cannot, data_url, obj, put, strings, Obj};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -60,7 +58,10 @@ pub fn decode_request(bytes: &[u8], target: &str) -> Result<ChatRequest, String>
     for (i, t) in o.arr("tools")?.iter().enumerate() {
         let t = obj(t, &format!("tools[{i}]"))?;
         if t.str("type")?.unwrap_or("function") != "function" {
-            return Err(cannot(&format!("`{}` other than function", t.at("type")), target));
+            return Err(cannot(
+                &format!("`{}` other than function", t.at("type")),
+                target,
+            ));
         }
         let f = t
             .child("function")?
@@ -235,16 +236,16 @@ fn text_of(m: &Obj<'_>, target: &str) -> Result<String, String> {
                         out.push_str(p.str("text")?.or(p.str("refusal")?).unwrap_or(""))
                     }
                     other => {
-                        return Err(cannot(
-                            &format!("a `{other}` part in `{}`", p.path),
-                            target,
-                        ))
+                        return Err(cannot(&format!("a `{other}` part in `{}`", p.path), target))
                     }
                 }
             }
             Ok(out)
         }
-        Some(_) => Err(format!("`{}` must be a string or an array", m.at("content"))),
+        Some(_) => Err(format!(
+            "`{}` must be a string or an array",
+            m.at("content")
+        )),
     }
 }
 
@@ -271,12 +272,7 @@ fn user_parts(m: &Obj<'_>, target: &str) -> Result<Vec<Part>, String> {
                 };
                 parts.push(Part::Image(image(img.0, img.1)));
             }
-            other => {
-                return Err(cannot(
-                    &format!("a `{other}` part in `{}`", p.path),
-                    target,
-                ))
-            }
+            other => return Err(cannot(&format!("a `{other}` part in `{}`", p.path), target)),
         }
     }
     Ok(parts)
@@ -311,7 +307,10 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String>
                 Part::Text(t) => content.push(json!({"type": "text", "text": t})),
                 Part::Image(img) => {
                     if m.role != Role::User {
-                        return Err(cannot(&format!("an image in message {i} (not from the user)"), T));
+                        return Err(cannot(
+                            &format!("an image in message {i} (not from the user)"),
+                            T,
+                        ));
                     }
                     content.push(image_part(img));
                 }
@@ -353,10 +352,7 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String>
             Role::Assistant => "assistant",
             Role::System => "system",
         };
-        let had_results = m
-            .parts
-            .iter()
-            .any(|p| matches!(p, Part::ToolResult { .. }));
+        let had_results = m.parts.iter().any(|p| matches!(p, Part::ToolResult { .. }));
         if m.role == Role::User && content.is_empty() && had_results {
             continue;
         }
@@ -503,7 +499,10 @@ pub fn decode_response(bytes: &[u8]) -> Result<ChatResponse, String> {
     for c in msg["tool_calls"].as_array().into_iter().flatten() {
         parts.push(Part::ToolCall {
             id: c["id"].as_str().unwrap_or_default().to_owned(),
-            name: c["function"]["name"].as_str().unwrap_or_default().to_owned(),
+            name: c["function"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             arguments: c["function"]["arguments"]
                 .as_str()
                 .unwrap_or("{}")
@@ -619,7 +618,10 @@ impl StreamDecoder {
                     name: name.to_owned(),
                 });
             }
-            if let Some(a) = c["function"]["arguments"].as_str().filter(|a| !a.is_empty()) {
+            if let Some(a) = c["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
                 out.push(StreamEvent::ToolCallArgs {
                     index,
                     fragment: a.to_owned(),
@@ -680,7 +682,10 @@ impl StreamEncoder {
     }
 
     pub fn event(&mut self, e: &StreamEvent, out: &mut Vec<Bytes>) {
-        if !matches!(e, StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_)) {
+        if !matches!(
+            e,
+            StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_)
+        ) {
             self.start("", out);
         }
         match e {

@@ -6,7 +6,9 @@
 pub(crate) mod read;
 
 use crate::canonical::{ChatRequest, OutputFormat, Protocol, StreamEvent};
-use crate::openai::{self, ChunkAction, ChunkRewriter, ClientResponse, Endpoint, RequestFacts, TokenUsage};
+use crate::openai::{
+    self, ChunkAction, ChunkRewriter, ClientResponse, Endpoint, RequestFacts, TokenUsage,
+};
 use crate::sse::{data_frame, SseFrame};
 use crate::{anthropic, gemini, RawObject};
 use bytes::Bytes;
@@ -35,9 +37,7 @@ pub struct Inbound {
 impl Inbound {
     /// A Messages API body.
     pub fn anthropic(body: RawObject) -> Result<Self, String> {
-        let model: String = body
-            .get_as("model")?
-            .ok_or("`model` is required")?;
+        let model: String = body.get_as("model")?.ok_or("`model` is required")?;
         if body.get("messages").is_none() {
             return Err("`messages` is required".to_owned());
         }
@@ -119,7 +119,9 @@ impl Inbound {
     ) -> Result<Bytes, String> {
         if target == self.protocol {
             return Ok(Bytes::from(match target {
-                Protocol::OpenAi => openai::upstream_body(&mut self.body, &self.facts, upstream_model),
+                Protocol::OpenAi => {
+                    openai::upstream_body(&mut self.body, &self.facts, upstream_model)
+                }
                 Protocol::Anthropic => {
                     self.body.set("model", upstream_model);
                     self.body.to_vec()
@@ -165,13 +167,12 @@ pub fn response(
     reply: &Reply<'_>,
     json_tool: bool,
 ) -> Option<ClientResponse> {
-    let passed = |(body, usage, generated_text): (Vec<u8>, Option<TokenUsage>, String)| {
-        ClientResponse {
+    let passed =
+        |(body, usage, generated_text): (Vec<u8>, Option<TokenUsage>, String)| ClientResponse {
             body,
             usage,
             generated_text,
-        }
-    };
+        };
     if client == upstream {
         return match client {
             Protocol::OpenAi => openai::client_response(body, reply.model, reply.provider),
@@ -264,13 +265,10 @@ impl StreamRelay {
                     Protocol::Gemini => Decoder::Gemini(Default::default()),
                 }),
                 encoder: Box::new(match client {
-                    Protocol::OpenAi => Encoder::OpenAi(openai::convert::StreamEncoder::new(
-                        reply,
-                        wants_usage,
-                    )),
-                    Protocol::Anthropic => {
-                        Encoder::Anthropic(anthropic::StreamEncoder::new(reply))
+                    Protocol::OpenAi => {
+                        Encoder::OpenAi(openai::convert::StreamEncoder::new(reply, wants_usage))
                     }
+                    Protocol::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new(reply)),
                     Protocol::Gemini => Encoder::Gemini(gemini::StreamEncoder::new(reply)),
                 }),
                 ended: false,

@@ -119,7 +119,10 @@ async fn an_openai_client_calls_a_claude_model_translated_both_ways() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "claude");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the fake");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the fake"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(body["usage"]["prompt_tokens"], 11);
     assert_eq!(body["usage"]["completion_tokens"], 7);
@@ -160,7 +163,9 @@ async fn an_openai_stream_from_claude_arrives_as_openai_chunks_with_usage() {
     let ev = events(r).await;
     assert_eq!(ev.last().unwrap().1, Value::Null, "ends with [DONE]");
     let chunks: Vec<&Value> = ev.iter().map(|(_, v)| v).filter(|v| !v.is_null()).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "claude"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "claude"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = chunks
         .iter()
@@ -178,7 +183,10 @@ async fn an_openai_stream_from_claude_arrives_as_openai_chunks_with_usage() {
     assert_eq!(usage["completion_tokens"], 7);
     assert_eq!(app.fake.received().pop().unwrap().body["stream"], true);
     let e = app.usage_events(&token, 1).await;
-    assert_eq!((e[0]["status"].as_str(), e[0]["stream"].as_bool()), (Some("ok"), Some(true)));
+    assert_eq!(
+        (e[0]["status"].as_str(), e[0]["stream"].as_bool()),
+        (Some("ok"), Some(true))
+    );
     assert_eq!(e[0]["output_tokens"], 7);
 }
 
@@ -189,13 +197,13 @@ async fn tool_calls_cross_from_openai_to_claude_and_gemini_and_back() {
     for model in ["claude", "gem"] {
         // The conversation so far: a call and its answer, then a new question.
         let body = json!({"model": model, "tools": weather_tool_openai(), "tool_choice": "auto",
-            "messages": [
-                {"role": "user", "content": "Weather in Paris?"},
-                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
-                {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\":21}"},
-                {"role": "user", "content": "And Lyon?"}
-            ]});
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\":21}"},
+            {"role": "user", "content": "And Lyon?"}
+        ]});
         app.fake.script([Behavior::ToolCall {
             name: "get_weather".into(),
             arguments: json!({"city": "Lyon"}),
@@ -204,17 +212,26 @@ async fn tool_calls_cross_from_openai_to_claude_and_gemini_and_back() {
         assert_eq!(r.status(), 200, "{model}");
         let got: Value = r.json().await.unwrap();
         let msg = &got["choices"][0]["message"];
-        assert_eq!(got["choices"][0]["finish_reason"], "tool_calls", "{model}: {got}");
+        assert_eq!(
+            got["choices"][0]["finish_reason"], "tool_calls",
+            "{model}: {got}"
+        );
         assert_eq!(msg["tool_calls"][0]["function"]["name"], "get_weather");
-        let args: Value =
-            serde_json::from_str(msg["tool_calls"][0]["function"]["arguments"].as_str().unwrap())
-                .unwrap();
+        let args: Value = serde_json::from_str(
+            msg["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(args, json!({"city": "Lyon"}));
         assert!(msg["tool_calls"][0]["id"].as_str().unwrap().len() > 3);
 
         let sent = app.fake.received().pop().unwrap().body;
         if model == "claude" {
-            assert_eq!(sent["tools"][0]["input_schema"]["required"], json!(["city"]));
+            assert_eq!(
+                sent["tools"][0]["input_schema"]["required"],
+                json!(["city"])
+            );
             assert_eq!(sent["tool_choice"], json!({"type": "auto"}));
             assert_eq!(
                 sent["messages"][1]["content"][0],
@@ -225,7 +242,10 @@ async fn tool_calls_cross_from_openai_to_claude_and_gemini_and_back() {
                 json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "{\"temp\":21}"}]})
             );
         } else {
-            assert_eq!(sent["tools"][0]["functionDeclarations"][0]["name"], "get_weather");
+            assert_eq!(
+                sent["tools"][0]["functionDeclarations"][0]["name"],
+                "get_weather"
+            );
             assert_eq!(sent["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
             assert_eq!(sent["contents"][1]["role"], "model");
             assert_eq!(
@@ -249,15 +269,24 @@ async fn tool_calls_cross_from_openai_to_claude_and_gemini_and_back() {
         let mut name = String::new();
         let mut args = String::new();
         for (_, c) in &ev {
-            for t in c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            for t in c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 assert_eq!(t["index"], 0);
                 name.push_str(t["function"]["name"].as_str().unwrap_or(""));
                 args.push_str(t["function"]["arguments"].as_str().unwrap_or(""));
             }
         }
         assert_eq!(name, "get_weather", "{model}");
-        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Lyon"}));
-        assert!(ev.iter().any(|(_, c)| c["choices"][0]["finish_reason"] == "tool_calls"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"city": "Lyon"})
+        );
+        assert!(ev
+            .iter()
+            .any(|(_, c)| c["choices"][0]["finish_reason"] == "tool_calls"));
     }
 }
 
@@ -274,13 +303,22 @@ async fn json_schema_output_reaches_claude_as_a_forced_tool_and_gemini_as_a_sche
         let got: Value = r.json().await.unwrap();
         let sent = app.fake.received().pop().unwrap().body;
         if model == "claude" {
-            assert_eq!(sent["tool_choice"], json!({"type": "tool", "name": "json_response"}));
+            assert_eq!(
+                sent["tool_choice"],
+                json!({"type": "tool", "name": "json_response"})
+            );
             assert_eq!(sent["tools"][0]["input_schema"], schema);
-            assert_eq!(got["choices"][0]["message"]["content"], "{\"answer\":\"fake\"}");
+            assert_eq!(
+                got["choices"][0]["message"]["content"],
+                "{\"answer\":\"fake\"}"
+            );
             assert_eq!(got["choices"][0]["finish_reason"], "stop");
             assert!(got["choices"][0]["message"].get("tool_calls").is_none());
         } else {
-            assert_eq!(sent["generationConfig"]["responseMimeType"], "application/json");
+            assert_eq!(
+                sent["generationConfig"]["responseMimeType"],
+                "application/json"
+            );
             assert_eq!(sent["generationConfig"]["responseJsonSchema"], schema);
         }
     }
@@ -298,7 +336,9 @@ async fn json_schema_output_reaches_claude_as_a_forced_tool_and_gemini_as_a_sche
         .filter_map(|(_, c)| c["choices"][0]["delta"]["content"].as_str())
         .collect();
     assert_eq!(text, "{\"answer\":\"fake\"}");
-    assert!(!ev.iter().any(|(_, c)| c["choices"][0]["delta"].get("tool_calls").is_some()));
+    assert!(!ev
+        .iter()
+        .any(|(_, c)| c["choices"][0]["delta"].get("tool_calls").is_some()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +353,10 @@ async fn an_anthropic_client_gets_the_exact_event_sequence_from_an_openai_model(
     assert_eq!(msg["type"], "message");
     assert_eq!(msg["role"], "assistant");
     assert_eq!(msg["model"], "fast");
-    assert_eq!(msg["content"], json!([{"type": "text", "text": "Hello from the fake"}]));
+    assert_eq!(
+        msg["content"],
+        json!([{"type": "text", "text": "Hello from the fake"}])
+    );
     assert_eq!(msg["stop_reason"], "end_turn");
     assert_eq!(msg["usage"]["input_tokens"], 11);
     assert_eq!(msg["usage"]["output_tokens"], 7);
@@ -345,16 +388,28 @@ async fn an_anthropic_client_gets_the_exact_event_sequence_from_an_openai_model(
         ]
     );
     for (name, data) in &ev {
-        assert_eq!(data["type"], name.as_str(), "each event's data names its type");
+        assert_eq!(
+            data["type"],
+            name.as_str(),
+            "each event's data names its type"
+        );
     }
     assert_eq!(ev[0].1["message"]["model"], "fast");
-    assert_eq!(ev[2].1["content_block"], json!({"type": "text", "text": ""}));
-    assert_eq!(ev[3].1["delta"], json!({"type": "text_delta", "text": "Hello"}));
+    assert_eq!(
+        ev[2].1["content_block"],
+        json!({"type": "text", "text": ""})
+    );
+    assert_eq!(
+        ev[3].1["delta"],
+        json!({"type": "text_delta", "text": "Hello"})
+    );
     assert_eq!(ev[8].1["delta"]["stop_reason"], "end_turn");
     assert_eq!(ev[8].1["usage"]["output_tokens"], 7);
     assert_eq!(ev[8].1["usage"]["input_tokens"], 11);
     let used = app.usage_events(&token, 2).await;
-    assert!(used.iter().all(|e| e["endpoint"] == "messages" && e["status"] == "ok"));
+    assert!(used
+        .iter()
+        .all(|e| e["endpoint"] == "messages" && e["status"] == "ok"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +436,9 @@ async fn anthropic_to_anthropic_passes_through_untouched_but_for_the_model() {
     assert_eq!(ev[0].1["message"]["model"], "claude");
     assert_eq!(ev.last().unwrap().0, "message_stop");
     let e = app.usage_events(&token, 2).await;
-    assert!(e.iter().all(|e| e["input_tokens"] == 11 && e["output_tokens"] == 7));
+    assert!(e
+        .iter()
+        .all(|e| e["input_tokens"] == 11 && e["output_tokens"] == 7));
 
     // The same `thinking` request to a Gemini model: refused, naming the field.
     let r = app
@@ -408,13 +465,13 @@ async fn an_anthropic_client_uses_tools_on_a_gemini_model() {
         arguments: json!({"city": "Lyon"}),
     }]);
     let body = json!({"model": "gem", "max_tokens": 100,
-        "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
-        "messages": [
-            {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
-                {"type": "text", "text": "And Lyon?"}]}
-        ]});
+    "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+            {"type": "text", "text": "And Lyon?"}]}
+    ]});
     let r = app.messages(&key, body).await;
     assert_eq!(r.status(), 200);
     let msg: Value = r.json().await.unwrap();
@@ -445,19 +502,31 @@ async fn a_gemini_client_streams_from_every_kind_of_provider() {
             .await;
         assert_eq!(r.status(), 200, "{model}");
         let got: Value = r.json().await.unwrap();
-        assert_eq!(got["candidates"][0]["content"]["parts"][0]["text"], "Hello from the fake", "{model}");
+        assert_eq!(
+            got["candidates"][0]["content"]["parts"][0]["text"], "Hello from the fake",
+            "{model}"
+        );
         assert_eq!(got["candidates"][0]["finishReason"], "STOP");
         assert_eq!(got["usageMetadata"]["promptTokenCount"], 11);
         assert_eq!(got["usageMetadata"]["candidatesTokenCount"], 7);
         assert_eq!(got["modelVersion"], model);
 
         let r = app
-            .gemini(&key, &format!("{model}:streamGenerateContent?alt=sse"), body.clone())
+            .gemini(
+                &key,
+                &format!("{model}:streamGenerateContent?alt=sse"),
+                body.clone(),
+            )
             .await;
         let ev = events(r).await;
         let text: String = ev
             .iter()
-            .flat_map(|(_, c)| c["candidates"][0]["content"]["parts"].as_array().cloned().unwrap_or_default())
+            .flat_map(|(_, c)| {
+                c["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .filter_map(|p| p["text"].as_str().map(str::to_owned))
             .collect();
         assert_eq!(text, "Hello from the fake", "{model}");
@@ -467,10 +536,17 @@ async fn a_gemini_client_streams_from_every_kind_of_provider() {
     }
     // Gemini to Gemini: the body passed as it came.
     let sent = app.fake.received().pop().unwrap();
-    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert_eq!(
+        sent.path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    );
     assert_eq!(sent.body, body);
     let e = app.usage_events(&token, 6).await;
-    assert!(e.iter().all(|e| e["status"] == "ok" && e["endpoint"] == "generate_content"), "{e:?}");
+    assert!(
+        e.iter()
+            .all(|e| e["status"] == "ok" && e["endpoint"] == "generate_content"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,34 +560,59 @@ async fn each_ingress_answers_errors_in_its_own_shape() {
     assert_eq!(e["type"], "error");
     assert_eq!(e["error"]["type"], "authentication_error");
     let r = app
-        .messages(&key, json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]}))
+        .messages(
+            &key,
+            json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]}),
+        )
         .await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "invalid_request_error");
-    assert!(e["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_tokens"));
     let r = app
-        .messages(&key, json!({"model": "nope", "max_tokens": 5, "messages": []}))
+        .messages(
+            &key,
+            json!({"model": "nope", "max_tokens": 5, "messages": []}),
+        )
         .await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "not_found_error");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "not_found_error"
+    );
 
     // Gemini: bad key, unknown model, unknown method, stream without alt=sse.
     let body = json!({"contents": [{"parts": [{"text": "x"}]}]});
-    let r = app.gemini("wrong", "fast:generateContent", body.clone()).await;
+    let r = app
+        .gemini("wrong", "fast:generateContent", body.clone())
+        .await;
     assert_eq!(r.status(), 401);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["status"], "UNAUTHENTICATED");
     assert_eq!(e["error"]["code"], 401);
     let r = app.gemini(&key, "nope:generateContent", body.clone()).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["status"], "NOT_FOUND");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["status"],
+        "NOT_FOUND"
+    );
     let r = app.gemini(&key, "fast:embedContent", body.clone()).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["status"], "NOT_FOUND");
-    let r = app.gemini(&key, "fast:streamGenerateContent", body.clone()).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["status"],
+        "NOT_FOUND"
+    );
+    let r = app
+        .gemini(&key, "fast:streamGenerateContent", body.clone())
+        .await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["status"],
+        "INVALID_ARGUMENT"
+    );
     // The key in the query string works too.
     let r = app
         .client
@@ -541,7 +642,12 @@ async fn upstream_errors_reach_each_client_in_its_shape_and_streams_fail_in_thei
         400,
         json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}),
     )]);
-    let r = app.chat(&key, json!({"model": "claude", "messages": [{"role": "user", "content": "x"}]})).await;
+    let r = app
+        .chat(
+            &key,
+            json!({"model": "claude", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     let m = assert_error(r, 400, "upstream_rejected").await;
     assert!(m.contains("prompt is too long"), "{m}");
     // Gemini's 400 reaches an Anthropic client in Anthropic's shape.
@@ -555,7 +661,10 @@ async fn upstream_errors_reach_each_client_in_its_shape_and_streams_fail_in_thei
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "invalid_request_error");
-    assert!(e["error"]["message"].as_str().unwrap().contains("bad schema"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("bad schema"));
     // A Claude stream cut midway: the OpenAI client gets an error event; billed as partial.
     app.fake.script([Behavior::CutAfter(2)]);
     let ev = events(
@@ -563,7 +672,11 @@ async fn upstream_errors_reach_each_client_in_its_shape_and_streams_fail_in_thei
             .await,
     )
     .await;
-    assert!(ev.iter().any(|(_, c)| c["error"]["code"] == "upstream_error"), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|(_, c)| c["error"]["code"] == "upstream_error"),
+        "{ev:?}"
+    );
     // An OpenAI stream cut midway: the Anthropic client gets an `error` event.
     app.fake.script([Behavior::CutAfter(2)]);
     let ev = events(
@@ -594,7 +707,9 @@ async fn count_tokens_counts_the_prompt_without_billing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let n = r.json::<Value>().await.unwrap()["input_tokens"].as_u64().unwrap();
+    let n = r.json::<Value>().await.unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
     assert!((8..40).contains(&n), "{n}");
     let r = app
         .client
@@ -605,7 +720,10 @@ async fn count_tokens_counts_the_prompt_without_billing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "not_found_error");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "not_found_error"
+    );
     app.flushed().await;
     let (_, usage) = app.get_json("/api/usage", &token).await;
     assert_eq!(usage["total"], 0);

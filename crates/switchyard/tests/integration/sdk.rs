@@ -23,7 +23,9 @@ async fn run_script(app: &TestApp, script: &str, suffix: &str, key: &str) -> Opt
         eprintln!("skipping: no .venv with the SDKs (scripts/test creates it)");
         return None;
     };
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(script);
     let out = Command::new(python)
         .arg(path)
         .env("SWITCHYARD_BASE_URL", format!("{}{suffix}", app.base))
@@ -34,10 +36,7 @@ async fn run_script(app: &TestApp, script: &str, suffix: &str, key: &str) -> Opt
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{stdout}\n{stderr}"
-    );
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("ALL OK"), "{stdout}");
     Some(())
 }
@@ -46,7 +45,10 @@ async fn run_script(app: &TestApp, script: &str, suffix: &str, key: &str) -> Opt
 async fn the_official_openai_python_sdk_works_against_the_gateway() {
     let app = TestApp::start().await;
     let (token, key) = app.user_with_key("sdk@example.com").await;
-    if run_script(&app, "openai_sdk.py", "/v1", &key).await.is_none() {
+    if run_script(&app, "openai_sdk.py", "/v1", &key)
+        .await
+        .is_none()
+    {
         return;
     }
     // chat, stream, embeddings; the models list and the error call write no usage or an error event.
@@ -60,7 +62,10 @@ async fn the_official_openai_python_sdk_works_against_the_gateway() {
 async fn the_official_anthropic_python_sdk_works_against_the_gateway() {
     let app = crate::protocols::app().await;
     let (token, key) = app.user_with_key("sdk-anthropic@example.com").await;
-    if run_script(&app, "anthropic_sdk.py", "", &key).await.is_none() {
+    if run_script(&app, "anthropic_sdk.py", "", &key)
+        .await
+        .is_none()
+    {
         return;
     }
     // Per model: create, stream, tool call, its answer, streamed tool call; plus the two

@@ -71,7 +71,14 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::ChatCompletions)).await
+    relay(
+        engine,
+        auth,
+        headers,
+        body,
+        Ingress::OpenAi(Endpoint::ChatCompletions),
+    )
+    .await
 }
 
 pub async fn completions(
@@ -80,7 +87,14 @@ pub async fn completions(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::Completions)).await
+    relay(
+        engine,
+        auth,
+        headers,
+        body,
+        Ingress::OpenAi(Endpoint::Completions),
+    )
+    .await
 }
 
 pub async fn embeddings(
@@ -89,5 +103,12 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    relay(engine, auth, headers, body, Ingress::OpenAi(Endpoint::Embeddings)).await
+    relay(
+        engine,
+        auth,
+        headers,
+        body,
+        Ingress::OpenAi(Endpoint::Embeddings),
+    )
+    .await
 }

@@ -1,0 +1,5 @@
+//! A client's Anthropic request, written for every provider protocol.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    protocol::fuzzing::request(protocol::Protocol::Anthropic, data);
+});
