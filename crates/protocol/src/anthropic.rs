@@ -630,7 +630,8 @@ impl StreamDecoder {
         }
     }
 
-    pub fn finish(&mut self, _out: &mut Vec<StreamEvent>) {}
+    /// The upstream closed without `message_stop`: the answer was cut short.
+    pub fn finish(&mut self, _usage_seen: bool, _out: &mut Vec<StreamEvent>) {}
 }
 
 /// Writes canonical events as Anthropic's event sequence: `message_start`, a `ping`, content

@@ -637,6 +637,7 @@ pub fn encode_response(r: &ChatResponse, reply: &Reply<'_>) -> Vec<u8> {
 pub struct StreamDecoder {
     started: bool,
     calls: usize,
+    finished: bool,
     ended: bool,
 }
 
@@ -689,6 +690,7 @@ impl StreamDecoder {
             }
         }
         if let Some(r) = v["candidates"][0]["finishReason"].as_str() {
+            self.finished = true;
             out.push(StreamEvent::Finish(stop_reason(r, self.calls > 0)));
         }
         if let Some(u) = usage {
@@ -696,9 +698,10 @@ impl StreamDecoder {
         }
     }
 
-    /// Gemini's stream simply ends.
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if !self.ended {
+    /// Gemini's stream simply ends: complete once a `finishReason` came (usage comes with
+    /// every chunk, so it proves nothing).
+    pub fn finish(&mut self, _usage_seen: bool, out: &mut Vec<StreamEvent>) {
+        if self.finished && !self.ended {
             self.ended = true;
             out.push(StreamEvent::End);
         }

@@ -636,8 +636,13 @@ impl StreamDecoder {
         }
     }
 
-    /// The upstream closed without `[DONE]`: nothing more to say.
-    pub fn finish(&mut self, _out: &mut Vec<StreamEvent>) {}
+    /// The upstream closed without `[DONE]`: complete if it delivered usage (some servers
+    /// end that way), else cut short.
+    pub fn finish(&mut self, usage_seen: bool, out: &mut Vec<StreamEvent>) {
+        if usage_seen {
+            out.push(StreamEvent::End);
+        }
+    }
 }
 
 /// Writes canonical events as OpenAI chunks.

@@ -33,6 +33,8 @@ enum Nested {
     Object {
         message: Option<String>,
         code: Option<serde_json::Value>,
+        /// Gemini's symbolic status (`INVALID_ARGUMENT`), clearer than its numeric `code`.
+        status: Option<String>,
     },
     Text(String),
 }
@@ -41,8 +43,16 @@ impl UpstreamErrorBody {
     pub fn parse(body: &[u8]) -> Option<Self> {
         let (message, code) = match serde_json::from_slice::<Wire>(body).ok()? {
             Wire::Nested {
-                error: Nested::Object { message, code },
-            } => (message.unwrap_or_default(), code),
+                error:
+                    Nested::Object {
+                        message,
+                        code,
+                        status,
+                    },
+            } => (
+                message.unwrap_or_default(),
+                status.map(serde_json::Value::String).or(code),
+            ),
             Wire::Nested {
                 error: Nested::Text(m),
             }
@@ -76,6 +86,18 @@ mod tests {
         assert_eq!(
             UpstreamErrorBody::parse(ollama).unwrap().message,
             "model 'x' not found"
+        );
+        let gemini =
+            br#"{"error":{"code":400,"message":"bad schema","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            UpstreamErrorBody::parse(gemini).unwrap().code.as_deref(),
+            Some("INVALID_ARGUMENT")
+        );
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            UpstreamErrorBody::parse(anthropic).unwrap().message,
+            "Overloaded"
         );
         let vllm = br#"{"message":"bad","object":"error"}"#;
         assert_eq!(UpstreamErrorBody::parse(vllm).unwrap().message, "bad");

@@ -326,7 +326,8 @@ impl StreamRelay {
                 usage_seen
             }
             Mode::Anthropic(_) => false,
-            Mode::Gemini(p) => p.finished || usage_seen,
+            // Usage comes with every Gemini chunk: only a finish reason shows the end.
+            Mode::Gemini(p) => p.finished,
             Mode::Translate {
                 decoder,
                 encoder,
@@ -334,12 +335,9 @@ impl StreamRelay {
             } => {
                 let mut events = Vec::new();
                 match decoder.as_mut() {
-                    Decoder::OpenAi(d) => d.finish(&mut events),
-                    Decoder::Anthropic(d) => d.finish(&mut events),
-                    Decoder::Gemini(d) => d.finish(&mut events),
-                }
-                if !*ended && usage_seen && !events.contains(&StreamEvent::End) {
-                    events.push(StreamEvent::End);
+                    Decoder::OpenAi(d) => d.finish(usage_seen, &mut events),
+                    Decoder::Anthropic(d) => d.finish(usage_seen, &mut events),
+                    Decoder::Gemini(d) => d.finish(usage_seen, &mut events),
                 }
                 encode(encoder, ended, &events, out);
                 *ended
@@ -412,4 +410,55 @@ fn encode(
     }
     out.extend(frames);
     step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPLY: Reply<'static> = Reply {
+        model: "m",
+        provider: "p",
+        created: 0,
+    };
+
+    fn feed(relay: &mut StreamRelay, text: &str) -> bool {
+        let mut d = crate::sse::SseDecoder::new();
+        let mut out = VecDeque::new();
+        let mut usage = false;
+        for f in d.push(text.as_bytes()).unwrap() {
+            usage |= relay.frame(&f, &mut out).usage.is_some();
+        }
+        relay.ended(usage, &mut out)
+    }
+
+    #[test]
+    fn a_gemini_stream_that_stops_before_its_finish_reason_is_incomplete() {
+        let chunk = r#"data: {"candidates":[{"content":{"parts":[{"text":"Hel"}]}}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1}}
+
+"#;
+        for client in [Protocol::Gemini, Protocol::OpenAi, Protocol::Anthropic] {
+            let mut relay = StreamRelay::new(client, Protocol::Gemini, &REPLY, true, false);
+            assert!(!feed(&mut relay, chunk), "{client:?}");
+        }
+        let done = format!(
+            "{chunk}{}",
+            r#"data: {"candidates":[{"content":{"parts":[{"text":"lo"}]},"finishReason":"STOP"}]}
+
+"#
+        );
+        for client in [Protocol::Gemini, Protocol::OpenAi, Protocol::Anthropic] {
+            let mut relay = StreamRelay::new(client, Protocol::Gemini, &REPLY, true, false);
+            assert!(feed(&mut relay, &done), "{client:?}");
+        }
+    }
+
+    #[test]
+    fn an_anthropic_stream_without_message_stop_is_incomplete() {
+        let s = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\n";
+        for client in [Protocol::Anthropic, Protocol::OpenAi, Protocol::Gemini] {
+            let mut relay = StreamRelay::new(client, Protocol::Anthropic, &REPLY, true, false);
+            assert!(!feed(&mut relay, s), "{client:?}");
+        }
+    }
 }

@@ -728,3 +728,71 @@ async fn count_tokens_counts_the_prompt_without_billing() {
     let (_, usage) = app.get_json("/api/usage", &token).await;
     assert_eq!(usage["total"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_on_several_kinds_fails_over_across_protocols_and_skips_what_cannot_be_said() {
+    let toml = format!(
+        "{PROVIDERS}{}",
+        r#"
+[models.mixed]
+input_price = "1"
+output_price = "1"
+[[models.mixed.deployments]]
+provider = "anth"
+upstream_model = "claude-haiku"
+[[models.mixed.deployments]]
+provider = "fake"
+upstream_model = "gemma3:4b"
+"#
+    );
+    let app = TestApp::with(Options {
+        extra_toml: toml,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let (token, key) = app.user_with_key("mixed@example.com").await;
+    // Anthropic is overloaded; the OpenAI-compatible deployment answers, in Anthropic's shape.
+    app.fake.script([Behavior::Status(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    )]);
+    let r = app
+        .messages(&key, json!({"model": "mixed", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "fake");
+    let msg: Value = r.json().await.unwrap();
+    assert_eq!(msg["content"][0]["text"], "Hello from the fake");
+    let paths: Vec<String> = app.fake.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"]);
+    let e = app.usage_events(&token, 1).await;
+    let outcomes: Vec<&str> = e[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["http_529", "ok"]);
+
+    // `thinking` only Anthropic can be told: the OpenAI deployment is skipped, not tried.
+    app.fake.script([Behavior::Status(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    )]);
+    let r = app
+        .messages(&key, json!({"model": "mixed", "max_tokens": 20, "thinking": {"type": "enabled", "budget_tokens": 10},
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    // The retry went to Anthropic again (the other deployment cannot take it) and answered.
+    assert_eq!(r.status(), 200);
+    let paths: Vec<String> = app
+        .fake
+        .received()
+        .iter()
+        .skip(2)
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/messages"]);
+    assert!(app.fake.received()[3].body.get("thinking").is_some());
+}
