@@ -302,20 +302,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// Anthropic's `count_tokens`: the prompt's tokens, counted locally with the gateway's
-    /// tokenizer (an estimate for models with other tokenizers). The model must exist and be
-    /// allowed to the key; nothing is billed.
-    pub fn count_tokens(&self, auth: &Authenticated, body: &[u8]) -> Result<u64, ApiError> {
-        let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
-        let obj = RawObject::parse(body).map_err(|e| invalid(e.to_string()))?;
-        let model: String = obj
-            .get_as("model")
-            .map_err(invalid)?
-            .ok_or_else(|| invalid("`model` is required".to_owned()))?;
-        if obj.get("messages").is_none() {
-            return Err(invalid("`messages` is required".to_owned()));
-        }
-        self.model_for(auth, &model)?;
+    /// Anthropic's `count_tokens` and Gemini's `countTokens`: the prompt's tokens, counted
+    /// locally with the gateway's tokenizer (an estimate for models with other tokenizers).
+    /// `model` must exist and be allowed to the key; nothing is billed.
+    pub fn count_tokens(
+        &self,
+        auth: &Authenticated,
+        model: &str,
+        body: &[u8],
+    ) -> Result<u64, ApiError> {
+        self.model_for(auth, model)?;
         Ok(crate::tokens::count_blocking(&openai::prompt_text(body)))
     }
 }

@@ -74,7 +74,8 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         .fallback(v1_not_found);
 
     let v1beta = Router::new()
-        .route("/models/{*tail}", post(gemini::generate))
+        .route("/models", get(gemini::list))
+        .route("/models/{*tail}", post(gemini::generate).get(gemini::get))
         .fallback(v1_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(gemini_shape));

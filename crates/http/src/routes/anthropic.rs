@@ -2,11 +2,12 @@
 //! come as `x-api-key` (or Bearer); `anthropic-version` is accepted and not needed. Errors are
 //! in Anthropic's shape (the router layers `in_shape_of` on these routes).
 
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorResponse};
 use crate::extract::{ApiKeyAuth, JsonBytes};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use domain::ErrorCode;
 use engine::relay::Ingress;
 use engine::Engine;
 use std::sync::Arc;
@@ -25,6 +26,15 @@ pub async fn count_tokens(
     auth: ApiKeyAuth,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    let n = engine.count_tokens(&auth.0, &body.0)?;
+    let invalid = |m: &str| ErrorResponse::new(ErrorCode::InvalidBody, m);
+    let v: serde_json::Value = serde_json::from_slice(&body.0)
+        .map_err(|e| invalid(&format!("the body is not valid JSON: {e}")))?;
+    let model = v["model"]
+        .as_str()
+        .ok_or_else(|| invalid("`model` is required"))?;
+    if !v["messages"].is_array() {
+        return Err(invalid("`messages` is required"));
+    }
+    let n = engine.count_tokens(&auth.0, model, &body.0)?;
     Ok(axum::Json(serde_json::json!({ "input_tokens": n })).into_response())
 }

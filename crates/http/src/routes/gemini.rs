@@ -1,19 +1,30 @@
-//! The Gemini API: `POST /v1beta/models/{model}:generateContent` and
-//! `:streamGenerateContent?alt=sse`. Keys come as `x-goog-api-key` or `?key=`. Errors are in
-//! Gemini's shape (the router layers `in_shape_of` on these routes).
+//! The Gemini API: `POST /v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent?alt=sse` and `:countTokens`, and `GET /v1beta/models[/{model}]`.
+//! Keys come as `x-goog-api-key` or `?key=`. Errors are in Gemini's shape (the router layers
+//! `in_shape_of` on these routes).
 
 use crate::error::{ApiResult, ErrorResponse};
 use crate::extract::{ApiKeyAuth, JsonBytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use domain::catalog::ModelKind;
 use domain::ErrorCode;
+use domain::PublicModel;
 use engine::relay::Ingress;
 use engine::Engine;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// What a `POST /v1beta/models/…` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Call {
+    Generate(Ingress),
+    CountTokens(String),
+}
+
 /// `{model}:{method}` from the path's last part.
-fn target(tail: &str, query: Option<&str>) -> Result<Ingress, ErrorResponse> {
+fn target(tail: &str, query: Option<&str>) -> Result<Call, ErrorResponse> {
     let not_found = || {
         ErrorResponse::new(
             ErrorCode::EndpointNotSupported,
@@ -21,9 +32,13 @@ fn target(tail: &str, query: Option<&str>) -> Result<Ingress, ErrorResponse> {
         )
     };
     let (model, method) = tail.rsplit_once(':').ok_or_else(not_found)?;
+    if model.is_empty() {
+        return Err(not_found());
+    }
     let stream = match method {
         "generateContent" => false,
         "streamGenerateContent" => true,
+        "countTokens" => return Ok(Call::CountTokens(model.to_owned())),
         _ => return Err(not_found()),
     };
     let sse = query
@@ -36,13 +51,10 @@ fn target(tail: &str, query: Option<&str>) -> Result<Ingress, ErrorResponse> {
             "streamGenerateContent is served as server-sent events only: add ?alt=sse",
         ));
     }
-    if model.is_empty() {
-        return Err(not_found());
-    }
-    Ok(Ingress::Gemini {
+    Ok(Call::Generate(Ingress::Gemini {
         model: model.to_owned(),
         stream,
-    })
+    }))
 }
 
 pub async fn generate(
@@ -53,8 +65,49 @@ pub async fn generate(
     headers: HeaderMap,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    let ingress = target(&tail, query.as_deref())?;
-    super::v1::relay::relay(engine, auth, headers, body, ingress).await
+    match target(&tail, query.as_deref())? {
+        Call::Generate(ingress) => {
+            super::v1::relay::relay(engine, auth, headers, body, ingress).await
+        }
+        Call::CountTokens(model) => {
+            let n = engine.count_tokens(&auth.0, &model, &body.0)?;
+            Ok(axum::Json(json!({ "totalTokens": n })).into_response())
+        }
+    }
+}
+
+/// A model as Gemini's `models.get` describes one.
+fn model_json(m: &PublicModel) -> Value {
+    json!({
+        "name": format!("models/{}", m.name),
+        "baseModelId": m.name,
+        "version": "001",
+        "displayName": m.name,
+        "inputTokenLimit": m.context_length,
+        "outputTokenLimit": m.max_output_tokens,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+/// `GET /v1beta/models`: the chat models the key may use.
+pub async fn list(State(engine): State<Arc<Engine>>, auth: ApiKeyAuth) -> Response {
+    let models: Vec<Value> = engine
+        .models_for(&auth.0)
+        .iter()
+        .filter(|m| m.kind == ModelKind::Chat)
+        .map(|m| model_json(m))
+        .collect();
+    axum::Json(json!({ "models": models })).into_response()
+}
+
+/// `GET /v1beta/models/{model}`.
+pub async fn get(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    auth: ApiKeyAuth,
+) -> ApiResult<Response> {
+    let model = engine.model_for(&auth.0, &name)?;
+    Ok(axum::Json(model_json(&model)).into_response())
 }
 
 #[cfg(test)]
@@ -66,19 +119,21 @@ mod tests {
         let t = target("fast:generateContent", None).unwrap();
         assert_eq!(
             t,
-            Ingress::Gemini {
+            Call::Generate(Ingress::Gemini {
                 model: "fast".into(),
                 stream: false
-            }
+            })
         );
         let t = target("gemma3:4b:streamGenerateContent", Some("key=x&alt=sse")).unwrap();
         assert_eq!(
             t,
-            Ingress::Gemini {
+            Call::Generate(Ingress::Gemini {
                 model: "gemma3:4b".into(),
                 stream: true
-            }
+            })
         );
+        let t = target("fast:countTokens", None).unwrap();
+        assert_eq!(t, Call::CountTokens("fast".into()));
         assert_eq!(
             target("fast:streamGenerateContent", None)
                 .unwrap_err()

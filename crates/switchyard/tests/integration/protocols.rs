@@ -724,6 +724,43 @@ async fn count_tokens_counts_the_prompt_without_billing() {
         r.json::<Value>().await.unwrap()["error"]["type"],
         "not_found_error"
     );
+    // Gemini's countTokens, and its model listing.
+    let r = app
+        .gemini(
+            &key,
+            "gem:countTokens",
+            json!({"contents": [{"parts": [{"text": "Hello there, how are you today?"}]}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let t = r.json::<Value>().await.unwrap()["totalTokens"]
+        .as_u64()
+        .unwrap();
+    assert!((5..30).contains(&t), "{t}");
+    let r = app
+        .client
+        .get(app.url("/v1beta/models"))
+        .header("x-goog-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = r.json().await.unwrap();
+    let names: Vec<&str> = listed["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "models/fast",
+            "models/pro",
+            "models/offline",
+            "models/claude",
+            "models/gem"
+        ]
+    );
     app.flushed().await;
     let (_, usage) = app.get_json("/api/usage", &token).await;
     assert_eq!(usage["total"], 0);

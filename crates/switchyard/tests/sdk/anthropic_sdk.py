@@ -43,6 +43,10 @@ for model in ["fast", "claude", "gem"]:
     call = next(b for b in final.content if b.type == "tool_use")
     assert call.name == "lookup" and call.input == {"answer": "fake"}, (model, final)
 
+ids = [m.id for m in client.models.list()]
+assert "claude" in ids and "fast" in ids and "embed" not in ids, ids
+assert client.models.retrieve("gem").display_name == "gem"
+
 count = client.messages.count_tokens(model="claude", messages=HELLO)
 assert count.input_tokens > 0, count
 

@@ -46,6 +46,13 @@ for model in ["gem", "fast", "claude"]:
                                        config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[lookup])]))
     assert r.text == "Hello from the fake", (model, r)
 
+names = [m.name for m in client.models.list()]
+assert "models/gem" in names and "models/claude" in names and "models/embed" not in names, names
+claude = client.models.get(model="claude")
+assert claude.output_token_limit == 1000 and "generateContent" in claude.supported_actions, claude
+count = client.models.count_tokens(model="gem", contents="Hello there, how are you?")
+assert count.total_tokens > 0, count
+
 try:
     client.models.generate_content(model="no-such-model", contents="x")
     raise SystemExit("expected an error")

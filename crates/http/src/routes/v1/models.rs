@@ -1,9 +1,11 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: OpenAI's shape, only what the key may use,
-//! with context length and prices as extra fields, and the `auto` router alias.
+//! with context length and prices as extra fields, and the `auto` router alias. A request with
+//! an `anthropic-version` header (the Anthropic SDK's) gets Anthropic's shape instead.
 
 use crate::error::{rate_headers, ApiResult};
 use crate::extract::ApiKeyAuth;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::catalog::ModelKind;
@@ -53,8 +55,41 @@ fn router_json(alias: &str) -> Value {
     })
 }
 
-pub async fn list(State(engine): State<Arc<Engine>>, ApiKeyAuth(auth): ApiKeyAuth) -> Response {
+/// The Anthropic SDK sends `anthropic-version` on every request.
+fn anthropic(headers: &HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
+}
+
+/// A model as Anthropic's Models API describes one.
+fn anthropic_json(m: &PublicModel) -> Value {
+    json!({
+        "type": "model",
+        "id": m.name,
+        "display_name": m.name,
+        "created_at": domain::UnixMillis(m.created.saturating_mul(1000)).to_rfc3339(),
+    })
+}
+
+pub async fn list(
+    State(engine): State<Arc<Engine>>,
+    ApiKeyAuth(auth): ApiKeyAuth,
+    headers: HeaderMap,
+) -> Response {
     let models = engine.models_for(&auth);
+    if anthropic(&headers) {
+        let data: Vec<Value> = models
+            .iter()
+            .filter(|m| m.kind == ModelKind::Chat)
+            .map(|m| anthropic_json(m))
+            .collect();
+        let first = data.first().map(|m| m["id"].clone());
+        let last = data.last().map(|m| m["id"].clone());
+        return with_rate(
+            &engine,
+            &auth,
+            json!({ "data": data, "has_more": false, "first_id": first, "last_id": last }),
+        );
+    }
     let mut data: Vec<Value> = models.iter().map(|m| model_json(m)).collect();
     if models.iter().any(|m| m.kind == ModelKind::Chat) {
         data.extend(engine.auto_aliases().iter().map(|a| router_json(a)));
@@ -66,7 +101,12 @@ pub async fn get(
     State(engine): State<Arc<Engine>>,
     ApiKeyAuth(auth): ApiKeyAuth,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
+    if anthropic(&headers) {
+        let model = engine.model_for(&auth, &id)?;
+        return Ok(with_rate(&engine, &auth, anthropic_json(&model)));
+    }
     if engine.auto_aliases().contains(&id) {
         return Ok(with_rate(&engine, &auth, router_json(&id)));
     }
