@@ -8,7 +8,7 @@
 use crate::canonical::*;
 use crate::openai::TokenUsage;
 use crate::sse::{named_frame, SseFrame};
-use crate::translate::read::{arguments_object, body, cannot, obj, put, strings, Obj};
+use crate::translate::read::{arguments_object, body, cannot, obj, put, role_name, strings, Obj};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -291,16 +291,7 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String>
     }
     let mut messages = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => {
-                return Err(cannot(
-                    &format!("a system message after the conversation started (message {i})"),
-                    T,
-                ))
-            }
-        };
+        let role = role_name(m.role, "assistant", i, T)?;
         let at = format!("messages[{i}]");
         let content: Vec<Value> = m
             .parts
@@ -863,25 +854,4 @@ impl PassThrough {
         }
         seen
     }
-}
-
-/// A non-streaming answer passed through: the public model shown, usage and text read.
-pub fn pass_response(
-    body: &[u8],
-    public_model: &str,
-) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
-    let mut obj = crate::RawObject::parse(body).ok()?;
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let usage = usage_of(&v["usage"]);
-    let text = if usage.is_none() {
-        decode_response(body, false)
-            .map(|r| r.generated_text())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    if obj.contains("model") {
-        obj.set("model", public_model);
-    }
-    Some((obj.to_vec(), usage, text))
 }

@@ -8,7 +8,7 @@
 use crate::canonical::*;
 use crate::openai::TokenUsage;
 use crate::sse::{data_frame, SseFrame};
-use crate::translate::read::{arguments_object, body, cannot, obj, put, strings, Obj};
+use crate::translate::read::{arguments_object, body, cannot, obj, put, role_name, strings, Obj};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -366,16 +366,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, String> {
     let mut out = Map::new();
     let mut contents = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "model",
-            Role::System => {
-                return Err(cannot(
-                    &format!("a system message after the conversation started (message {i})"),
-                    T,
-                ))
-            }
-        };
+        let role = role_name(m.role, "model", i, T)?;
         let at = format!("messages[{i}]");
         let parts = m
             .parts
@@ -858,21 +849,4 @@ impl PassThrough {
         }
         seen
     }
-}
-
-/// A non-streaming answer passed through: the public model shown, usage and text read.
-pub fn pass_response(
-    body: &[u8],
-    public_model: &str,
-) -> Option<(Vec<u8>, Option<TokenUsage>, String)> {
-    let mut obj = crate::RawObject::parse(body).ok()?;
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let usage = usage_of(&v["usageMetadata"]);
-    let text = decode_response(body)
-        .map(|r| r.generated_text())
-        .unwrap_or_default();
-    if obj.contains("modelVersion") {
-        obj.set("modelVersion", public_model);
-    }
-    Some((obj.to_vec(), usage, text))
 }

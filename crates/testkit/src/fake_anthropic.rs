@@ -6,8 +6,8 @@
 //! A forced tool (`tool_choice: {type: "tool"}`) is called with `{"answer": "fake"}`.
 
 use crate::fake_openai::{
-    async_stream, hang, next, Behavior, CancelGuard, Shared, COMPLETION_TOKENS, PROMPT_TOKENS,
-    WORDS,
+    async_stream, next, scripted_failure, Behavior, CancelGuard, Shared, COMPLETION_TOKENS,
+    PROMPT_TOKENS, WORDS,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -110,21 +110,8 @@ pub(crate) async fn messages(
         )),
         _ => None,
     };
-    match behavior {
-        Behavior::Status(code, v) => {
-            return (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
-        }
-        Behavior::StatusRetryAfter(code, secs, v) => {
-            return (
-                StatusCode::from_u16(code).unwrap(),
-                [("retry-after", secs.to_string())],
-                axum::Json(v),
-            )
-                .into_response()
-        }
-        Behavior::Hang => return hang(&shared).await,
-        Behavior::Garbage => return (StatusCode::OK, "<html>surprise</html>").into_response(),
-        _ => {}
+    if let Some(r) = scripted_failure(&shared, &behavior).await {
+        return r;
     }
     if stream {
         let cut = match behavior {

@@ -5,8 +5,8 @@
 //! `contents` are refused with 400 in Gemini's error shape.
 
 use crate::fake_openai::{
-    async_stream, hang, next, Behavior, CancelGuard, Shared, COMPLETION_TOKENS, PROMPT_TOKENS,
-    WORDS,
+    async_stream, next, scripted_failure, Behavior, CancelGuard, Shared, COMPLETION_TOKENS,
+    PROMPT_TOKENS, WORDS,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -100,21 +100,8 @@ pub(crate) async fn generate(
         )),
         _ => None,
     };
-    match behavior {
-        Behavior::Status(code, v) => {
-            return (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
-        }
-        Behavior::StatusRetryAfter(code, secs, v) => {
-            return (
-                StatusCode::from_u16(code).unwrap(),
-                [("retry-after", secs.to_string())],
-                axum::Json(v),
-            )
-                .into_response()
-        }
-        Behavior::Hang => return hang(&shared).await,
-        Behavior::Garbage => return (StatusCode::OK, "<html>surprise</html>").into_response(),
-        _ => {}
+    if let Some(r) = scripted_failure(&shared, &behavior).await {
+        return r;
     }
     let parts = match &call {
         Some((name, args)) => json!([{"functionCall": {"name": name, "args": args}}]),

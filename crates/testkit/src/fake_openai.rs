@@ -204,6 +204,25 @@ pub(crate) fn next(
     (behavior, body)
 }
 
+/// The failures every protocol's fake plays alike: a status with a body (and `Retry-After`),
+/// a hang, garbage. `None` for the behaviours each protocol answers in its own way.
+pub(crate) async fn scripted_failure(shared: &Shared, behavior: &Behavior) -> Option<Response> {
+    Some(match behavior {
+        Behavior::Status(code, v) => {
+            (StatusCode::from_u16(*code).unwrap(), axum::Json(v.clone())).into_response()
+        }
+        Behavior::StatusRetryAfter(code, secs, v) => (
+            StatusCode::from_u16(*code).unwrap(),
+            [("retry-after", secs.to_string())],
+            axum::Json(v.clone()),
+        )
+            .into_response(),
+        Behavior::Hang => hang(shared).await,
+        Behavior::Garbage => (StatusCode::OK, "<html>surprise</html>").into_response(),
+        _ => return None,
+    })
+}
+
 fn usage() -> Value {
     json!({
         "prompt_tokens": PROMPT_TOKENS,
@@ -248,17 +267,10 @@ async fn chat(
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
+    if let Some(r) = scripted_failure(&shared, &behavior).await {
+        return r;
+    }
     match behavior {
-        Behavior::Status(code, v) => {
-            (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
-        }
-        Behavior::StatusRetryAfter(code, secs, v) => (
-            StatusCode::from_u16(code).unwrap(),
-            [("retry-after", secs.to_string())],
-            axum::Json(v),
-        )
-            .into_response(),
-        Behavior::Hang => hang(&shared).await,
         Behavior::HangAfterHeaders => {
             let shared = shared.clone();
             let never = async_stream(move |tx| async move {
@@ -276,7 +288,6 @@ async fn chat(
                 .body(Body::from_stream(never))
                 .unwrap()
         }
-        Behavior::Garbage => (StatusCode::OK, "<html>surprise</html>").into_response(),
         b if stream => stream_answer(shared, model, include_usage, b),
         b => {
             let mut reported = usage();
@@ -434,12 +445,8 @@ async fn embeddings(
     raw: Bytes,
 ) -> Response {
     let (behavior, body) = next(&shared, uri.path(), headers, raw);
-    match behavior {
-        Behavior::Status(code, v) => {
-            return (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response()
-        }
-        Behavior::Hang => return hang(&shared).await,
-        _ => {}
+    if let Some(r) = scripted_failure(&shared, &behavior).await {
+        return r;
     }
     let inputs = match &body["input"] {
         Value::Array(a) => a.len(),

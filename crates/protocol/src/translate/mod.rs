@@ -167,17 +167,15 @@ pub fn response(
     reply: &Reply<'_>,
     json_tool: bool,
 ) -> Option<ClientResponse> {
-    let passed =
-        |(body, usage, generated_text): (Vec<u8>, Option<TokenUsage>, String)| ClientResponse {
-            body,
-            usage,
-            generated_text,
-        };
     if client == upstream {
         return match client {
             Protocol::OpenAi => openai::client_response(body, reply.model, reply.provider),
-            Protocol::Anthropic => anthropic::pass_response(body, reply.model).map(passed),
-            Protocol::Gemini => gemini::pass_response(body, reply.model).map(passed),
+            Protocol::Anthropic => pass_response(body, "model", reply.model, |b| {
+                anthropic::decode_response(b, false)
+            }),
+            Protocol::Gemini => {
+                pass_response(body, "modelVersion", reply.model, gemini::decode_response)
+            }
         };
     }
     let canonical = match upstream {
@@ -198,6 +196,30 @@ pub fn response(
     })
 }
 
+/// An Anthropic or Gemini answer passed through: only the public model is written (into
+/// `model_key`); usage and generated text are read on the side.
+fn pass_response(
+    body: &[u8],
+    model_key: &str,
+    public_model: &str,
+    decode: impl Fn(&[u8]) -> Result<crate::canonical::ChatResponse, String>,
+) -> Option<ClientResponse> {
+    let mut obj = RawObject::parse(body).ok()?;
+    let answer = decode(body).ok()?;
+    if obj.contains(model_key) {
+        obj.set(model_key, public_model);
+    }
+    Some(ClientResponse {
+        body: obj.to_vec(),
+        usage: answer.usage,
+        generated_text: if answer.usage.is_none() {
+            answer.generated_text()
+        } else {
+            String::new()
+        },
+    })
+}
+
 /// What one upstream frame came to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StreamStep {
@@ -214,6 +236,24 @@ enum Decoder {
     OpenAi(openai::convert::StreamDecoder),
     Anthropic(anthropic::StreamDecoder),
     Gemini(gemini::StreamDecoder),
+}
+
+impl Decoder {
+    fn frame(&mut self, frame: &SseFrame, out: &mut Vec<StreamEvent>) {
+        match self {
+            Decoder::OpenAi(d) => d.frame(frame, out),
+            Decoder::Anthropic(d) => d.frame(frame, out),
+            Decoder::Gemini(d) => d.frame(frame, out),
+        }
+    }
+
+    fn finish(&mut self, usage_seen: bool, out: &mut Vec<StreamEvent>) {
+        match self {
+            Decoder::OpenAi(d) => d.finish(usage_seen, out),
+            Decoder::Anthropic(d) => d.finish(usage_seen, out),
+            Decoder::Gemini(d) => d.finish(usage_seen, out),
+        }
+    }
 }
 
 enum Encoder {
@@ -305,11 +345,7 @@ impl StreamRelay {
                 ended,
             } => {
                 let mut events = Vec::new();
-                match decoder.as_mut() {
-                    Decoder::OpenAi(d) => d.frame(frame, &mut events),
-                    Decoder::Anthropic(d) => d.frame(frame, &mut events),
-                    Decoder::Gemini(d) => d.frame(frame, &mut events),
-                }
+                decoder.frame(frame, &mut events);
                 encode(encoder, ended, &events, out)
             }
         }
@@ -334,11 +370,7 @@ impl StreamRelay {
                 ended,
             } => {
                 let mut events = Vec::new();
-                match decoder.as_mut() {
-                    Decoder::OpenAi(d) => d.finish(usage_seen, &mut events),
-                    Decoder::Anthropic(d) => d.finish(usage_seen, &mut events),
-                    Decoder::Gemini(d) => d.finish(usage_seen, &mut events),
-                }
+                decoder.finish(usage_seen, &mut events);
                 encode(encoder, ended, &events, out);
                 *ended
             }

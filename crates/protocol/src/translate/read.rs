@@ -176,3 +176,22 @@ pub(crate) fn arguments_object(arguments: &str, path: &str) -> Result<Value, Str
         )),
     }
 }
+
+/// A turn's role in a protocol whose only roles are `user` and `assistant` (named
+/// `assistant`): a system message in the middle of a conversation has no place there.
+pub(crate) fn role_name(
+    role: crate::canonical::Role,
+    assistant: &'static str,
+    i: usize,
+    target: &str,
+) -> Result<&'static str, String> {
+    use crate::canonical::Role;
+    match role {
+        Role::User => Ok("user"),
+        Role::Assistant => Ok(assistant),
+        Role::System => Err(cannot(
+            &format!("a system message after the conversation started (message {i})"),
+            target,
+        )),
+    }
+}
