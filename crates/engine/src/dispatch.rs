@@ -28,6 +28,8 @@ pub(crate) struct Answer {
     pub candidate: Candidate,
     pub lease: Lease,
     pub body: AnswerBody,
+    /// The answer carries JSON output in Anthropic's JSON tool.
+    pub json_tool: bool,
 }
 
 pub(crate) enum AnswerBody {
@@ -122,17 +124,17 @@ pub(crate) async fn dispatch(
                 u64::from(candidate.model.max_output_tokens),
             )
             .map_err(|m| ApiError::new(ErrorCode::InvalidBody, m))?;
-        meter.set_prompt(sent.clone());
+        meter.set_prompt(sent.body.clone());
         let req = UpstreamRequest {
             endpoint: inbound.endpoint,
             model: d.upstream_model.clone(),
-            body: sent,
+            body: sent.body,
             stream: inbound.facts.stream,
             api_key: lease.api_key(),
         };
         let shape = Shape {
             client: inbound.protocol,
-            json_tool: inbound.json_tool(target),
+            json_tool: sent.json_tool,
             created,
             max_response_bytes,
         };
@@ -165,6 +167,7 @@ pub(crate) async fn dispatch(
                     candidate: candidate.clone(),
                     lease,
                     body,
+                    json_tool: shape.json_tool,
                 });
             }
             Err(TryError::Final(e)) => {

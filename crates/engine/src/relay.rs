@@ -124,7 +124,7 @@ impl Engine {
                         created: now_secs(),
                     },
                     inbound.facts.wants_stream_usage,
-                    inbound.json_tool(upstream),
+                    answer.json_tool,
                 );
                 let mut events = RelayStream::new(rest, relay, meter, answer.lease);
                 events.take_chunk(&first);

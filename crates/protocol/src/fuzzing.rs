@@ -44,7 +44,6 @@ pub fn request(from: Protocol, data: &[u8]) {
     for target in ALL {
         let mut i = inbound.clone();
         let _ = i.body_for(target, "upstream-model", 1024);
-        let _ = i.json_tool(target);
     }
 }
 

@@ -35,7 +35,7 @@ fn inbound(from: Protocol, input: &Value) -> Inbound {
 
 fn request(from: Protocol, to: Protocol, input: &Value) -> Value {
     match inbound(from, input).translate(to, "upstream-model", 4096) {
-        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Ok(out) => serde_json::from_slice(&out.body).unwrap(),
         Err(e) => json!({ "error": e }),
     }
 }

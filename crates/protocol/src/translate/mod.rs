@@ -100,15 +100,6 @@ impl Inbound {
         }
     }
 
-    /// Whether answers from a `target` provider carry JSON output in Anthropic's JSON tool.
-    pub fn json_tool(&self, target: Protocol) -> bool {
-        target == Protocol::Anthropic
-            && self.protocol != Protocol::Anthropic
-            && self
-                .canonical(target)
-                .is_ok_and(|c| c.output != OutputFormat::Text)
-    }
-
     /// The body for a `target` provider serving `upstream_model`. `default_max_tokens` fills
     /// in Anthropic's required `max_tokens` when the client set none.
     pub fn body_for(
@@ -116,9 +107,9 @@ impl Inbound {
         target: Protocol,
         upstream_model: &str,
         default_max_tokens: u64,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Outgoing, String> {
         if target == self.protocol {
-            return Ok(Bytes::from(match target {
+            let body = match target {
                 Protocol::OpenAi => {
                     openai::upstream_body(&mut self.body, &self.facts, upstream_model)
                 }
@@ -127,7 +118,11 @@ impl Inbound {
                     self.body.to_vec()
                 }
                 Protocol::Gemini => self.body.to_vec(),
-            }));
+            };
+            return Ok(Outgoing {
+                body: Bytes::from(body),
+                json_tool: false,
+            });
         }
         self.translate(target, upstream_model, default_max_tokens)
     }
@@ -138,7 +133,7 @@ impl Inbound {
         target: Protocol,
         upstream_model: &str,
         default_max_tokens: u64,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Outgoing, String> {
         if self.endpoint != Endpoint::ChatCompletions {
             return Err(format!(
                 "{} can only be served by OpenAI-compatible providers",
@@ -147,6 +142,7 @@ impl Inbound {
         }
         let mut req = self.canonical(target)?;
         req.stream = self.facts.stream;
+        let json_tool = target == Protocol::Anthropic && req.output != OutputFormat::Text;
         let body = match target {
             Protocol::OpenAi => openai::convert::encode_request(&req, upstream_model)?,
             Protocol::Anthropic => {
@@ -155,8 +151,20 @@ impl Inbound {
             }
             Protocol::Gemini => gemini::encode_request(&req)?,
         };
-        Ok(Bytes::from(body))
+        Ok(Outgoing {
+            body: Bytes::from(body),
+            json_tool,
+        })
     }
+}
+
+/// A request written for one provider.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: Bytes,
+    /// JSON output was asked of an Anthropic provider through the forced JSON tool, so its
+    /// answer's tool input is the text (see `anthropic`).
+    pub json_tool: bool,
 }
 
 /// A provider's complete answer, written for the client. `None` when it is not a JSON object.
