@@ -759,13 +759,9 @@ impl StreamEncoder {
                 Self::emit(out, "message_stop", &json!({"type": "message_stop"}));
                 self.ended = true;
             }
-            StreamEvent::Error(m) => out.extend(self.error(m, 502)),
+            // Written by the relay, in the client's protocol (`translate::error_frames`).
+            StreamEvent::Error(_) => self.ended = true,
         }
-    }
-
-    pub fn error(&mut self, message: &str, status: u16) -> Vec<Bytes> {
-        self.ended = true;
-        vec![error_event(message, status)]
     }
 }
 

@@ -778,13 +778,9 @@ impl StreamEncoder {
                 out.push(self.chunk(parts, Some(&stop)));
                 self.ended = true;
             }
-            StreamEvent::Error(m) => out.extend(self.error(m, 502)),
+            // Written by the relay, in the client's protocol (`translate::error_frames`).
+            StreamEvent::Error(_) => self.ended = true,
         }
-    }
-
-    pub fn error(&mut self, message: &str, status: u16) -> Vec<Bytes> {
-        self.ended = true;
-        vec![data_frame(&error_body(message, status))]
     }
 }
 

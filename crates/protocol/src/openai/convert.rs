@@ -716,14 +716,8 @@ impl StreamEncoder {
                 }
                 out.push(data_frame(b"[DONE]"));
             }
-            StreamEvent::Error(m) => out.extend(self.error(m, "upstream_error", "upstream_error")),
+            // Written by the relay, in the client's protocol (`translate::error_frames`).
+            StreamEvent::Error(_) => {}
         }
-    }
-
-    pub fn error(&self, message: &str, kind: &str, code: &str) -> Vec<Bytes> {
-        vec![
-            data_frame(&super::error_body(message, kind, code)),
-            data_frame(b"[DONE]"),
-        ]
     }
 }

@@ -274,11 +274,17 @@ enum Mode {
     OpenAi(ChunkRewriter),
     Anthropic(anthropic::PassThrough),
     Gemini(gemini::PassThrough),
-    Translate {
-        decoder: Box<Decoder>,
-        encoder: Box<Encoder>,
-        ended: bool,
-    },
+    Translate(Box<Translation>),
+}
+
+/// A stream read in one protocol and written in another, event by event.
+struct Translation {
+    decoder: Decoder,
+    encoder: Encoder,
+    /// The client's stream has had its end (or error).
+    ended: bool,
+    /// The answer ended normally.
+    complete: bool,
 }
 
 /// A stream on its way from a provider to a client, one event at a time.
@@ -304,23 +310,24 @@ impl StreamRelay {
                 Protocol::Gemini => Mode::Gemini(gemini::PassThrough::new(reply.model)),
             }
         } else {
-            Mode::Translate {
-                decoder: Box::new(match upstream {
+            Mode::Translate(Box::new(Translation {
+                decoder: match upstream {
                     Protocol::OpenAi => Decoder::OpenAi(Default::default()),
                     Protocol::Anthropic => {
                         Decoder::Anthropic(anthropic::StreamDecoder::new(json_tool))
                     }
                     Protocol::Gemini => Decoder::Gemini(Default::default()),
-                }),
-                encoder: Box::new(match client {
+                },
+                encoder: match client {
                     Protocol::OpenAi => {
                         Encoder::OpenAi(openai::convert::StreamEncoder::new(reply, wants_usage))
                     }
                     Protocol::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new(reply)),
                     Protocol::Gemini => Encoder::Gemini(gemini::StreamEncoder::new(reply)),
-                }),
+                },
                 ended: false,
-            }
+                complete: false,
+            }))
         };
         Self { client, mode }
     }
@@ -347,14 +354,10 @@ impl StreamRelay {
             }
             Mode::Anthropic(p) => seen(p.frame(frame), out),
             Mode::Gemini(p) => seen(p.frame(frame), out),
-            Mode::Translate {
-                decoder,
-                encoder,
-                ended,
-            } => {
+            Mode::Translate(t) => {
                 let mut events = Vec::new();
-                decoder.frame(frame, &mut events);
-                encode(encoder, ended, &events, out)
+                t.decoder.frame(frame, &mut events);
+                t.encode(self.client, &events, out)
             }
         }
     }
@@ -372,36 +375,37 @@ impl StreamRelay {
             Mode::Anthropic(_) => false,
             // Usage comes with every Gemini chunk: only a finish reason shows the end.
             Mode::Gemini(p) => p.finished,
-            Mode::Translate {
-                decoder,
-                encoder,
-                ended,
-            } => {
+            Mode::Translate(t) => {
                 let mut events = Vec::new();
-                decoder.finish(usage_seen, &mut events);
-                encode(encoder, ended, &events, out);
-                *ended
+                t.decoder.finish(usage_seen, &mut events);
+                t.encode(self.client, &events, out);
+                t.complete
             }
         }
     }
 
     /// The client's error event for a failure mid-stream.
-    pub fn error(&mut self, message: &str, status: u16, kind: &str, code: &str) -> Vec<Bytes> {
-        if let Mode::Translate { encoder, .. } = &mut self.mode {
-            return match encoder.as_mut() {
-                Encoder::OpenAi(e) => e.error(message, kind, code),
-                Encoder::Anthropic(e) => e.error(message, status),
-                Encoder::Gemini(e) => e.error(message, status),
-            };
-        }
-        match self.client {
-            Protocol::OpenAi => vec![
-                data_frame(&openai::error_body(message, kind, code)),
-                data_frame(b"[DONE]"),
-            ],
-            Protocol::Anthropic => vec![anthropic::error_event(message, status)],
-            Protocol::Gemini => vec![data_frame(&gemini::error_body(message, status))],
-        }
+    pub fn error(&self, message: &str, status: u16, kind: &str, code: &str) -> Vec<Bytes> {
+        error_frames(self.client, message, status, kind, code)
+    }
+}
+
+/// A mid-stream failure as a client of `client`'s protocol reads it: OpenAI's error chunk and
+/// `[DONE]`, Anthropic's `error` event, Gemini's error object.
+fn error_frames(
+    client: Protocol,
+    message: &str,
+    status: u16,
+    kind: &str,
+    code: &str,
+) -> Vec<Bytes> {
+    match client {
+        Protocol::OpenAi => vec![
+            data_frame(&openai::error_body(message, kind, code)),
+            data_frame(b"[DONE]"),
+        ],
+        Protocol::Anthropic => vec![anthropic::error_event(message, status)],
+        Protocol::Gemini => vec![data_frame(&gemini::error_body(message, status))],
     }
 }
 
@@ -415,41 +419,52 @@ fn seen(s: anthropic::Seen, out: &mut VecDeque<Bytes>) -> StreamStep {
     }
 }
 
-fn encode(
-    encoder: &mut Encoder,
-    ended: &mut bool,
-    events: &[StreamEvent],
-    out: &mut VecDeque<Bytes>,
-) -> StreamStep {
-    let mut step = StreamStep::default();
-    let mut frames = Vec::new();
-    for e in events {
-        if *ended {
-            break;
-        }
-        match e {
-            StreamEvent::Usage(u) => step.usage = Some(*u),
-            StreamEvent::Text(t) => step.text.push_str(t),
-            StreamEvent::ToolCallStart { name, .. } => step.text.push_str(name),
-            StreamEvent::ToolCallArgs { fragment, .. } => step.text.push_str(fragment),
-            StreamEvent::End => {
-                step.done = true;
-                *ended = true;
+impl Translation {
+    /// Writes decoded events for the client; what they came to for the meter.
+    fn encode(
+        &mut self,
+        client: Protocol,
+        events: &[StreamEvent],
+        out: &mut VecDeque<Bytes>,
+    ) -> StreamStep {
+        let mut step = StreamStep::default();
+        let mut frames = Vec::new();
+        for e in events {
+            if self.ended {
+                break;
             }
-            StreamEvent::Error(m) => {
-                step.error = Some(m.clone());
-                *ended = true;
+            match e {
+                StreamEvent::Usage(u) => step.usage = Some(*u),
+                StreamEvent::Text(t) => step.text.push_str(t),
+                StreamEvent::ToolCallStart { name, .. } => step.text.push_str(name),
+                StreamEvent::ToolCallArgs { fragment, .. } => step.text.push_str(fragment),
+                StreamEvent::End => {
+                    step.done = true;
+                    self.ended = true;
+                    self.complete = true;
+                }
+                StreamEvent::Error(m) => {
+                    frames.extend(error_frames(
+                        client,
+                        m,
+                        502,
+                        "upstream_error",
+                        "upstream_error",
+                    ));
+                    step.error = Some(m.clone());
+                    self.ended = true;
+                }
+                _ => {}
             }
-            _ => {}
+            match &mut self.encoder {
+                Encoder::OpenAi(enc) => enc.event(e, &mut frames),
+                Encoder::Anthropic(enc) => enc.event(e, &mut frames),
+                Encoder::Gemini(enc) => enc.event(e, &mut frames),
+            }
         }
-        match encoder {
-            Encoder::OpenAi(enc) => enc.event(e, &mut frames),
-            Encoder::Anthropic(enc) => enc.event(e, &mut frames),
-            Encoder::Gemini(enc) => enc.event(e, &mut frames),
-        }
+        out.extend(frames);
+        step
     }
-    out.extend(frames);
-    step
 }
 
 #[cfg(test)]
