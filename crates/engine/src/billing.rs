@@ -169,6 +169,22 @@ impl Meter {
             return;
         };
         let (usage, estimated) = match (self.reported, finish.status) {
+            // Cut short after an early report (Anthropic reports usage when a stream starts,
+            // Gemini with every chunk): the output is at least what was streamed.
+            (Some(u), UsageStatus::Partial) => {
+                let streamed = self.output.tokens();
+                if streamed > u.output {
+                    (
+                        TokenUsage {
+                            output: streamed,
+                            ..u
+                        },
+                        true,
+                    )
+                } else {
+                    (u, false)
+                }
+            }
             (Some(u), _) => (u, false),
             // Nothing reached the upstream or came back: nothing to bill.
             (None, UsageStatus::Error) => (TokenUsage::default(), false),

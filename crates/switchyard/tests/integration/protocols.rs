@@ -688,9 +688,29 @@ async fn upstream_errors_reach_each_client_in_its_shape_and_streams_fail_in_thei
     assert_eq!(name, "error");
     assert_eq!(data["error"]["type"], "api_error");
     assert!(!ev.iter().any(|(n, _)| n == "message_stop"));
-    let e = app.usage_events(&token, 4).await;
+    // An Anthropic stream passed through and cut after two words: Anthropic reported its
+    // usage (output 1) when the stream started; the bill counts what was streamed.
+    app.fake.script([Behavior::CutAfter(2)]);
+    let ev = events(
+        app.messages(&key, json!({"model": "claude", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}))
+            .await,
+    )
+    .await;
+    assert_eq!(ev.last().unwrap().0, "error");
+    let e = app.usage_events(&token, 5).await;
     let partial: Vec<&Value> = e.iter().filter(|e| e["status"] == "partial").collect();
-    assert_eq!(partial.len(), 2, "{e:?}");
+    assert_eq!(partial.len(), 3, "{e:?}");
+    let cut = &e[0];
+    assert_eq!(
+        (cut["model"].as_str(), cut["status"].as_str()),
+        (Some("claude"), Some("partial"))
+    );
+    assert_eq!(cut["input_tokens"], 11, "the reported prompt count is kept");
+    assert_eq!(
+        cut["output_tokens"], 2,
+        "\"Hello\" and \" from\" were streamed"
+    );
+    assert_eq!(cut["estimated"], true);
     app.assert_money_sound(&token).await;
 }
 
