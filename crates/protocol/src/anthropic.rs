@@ -8,7 +8,9 @@
 use crate::canonical::*;
 use crate::openai::TokenUsage;
 use crate::sse::{named_frame, SseFrame};
-use crate::translate::read::{arguments_object, body, cannot, obj, put, role_name, strings, Obj};
+use crate::translate::read::{
+    arguments_object, body, cannot, obj, put, role_name, strings, tool_json, Obj,
+};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -307,13 +309,7 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String>
     let mut tools: Vec<Value> = req
         .tools
         .iter()
-        .map(|t| {
-            let mut v = Map::new();
-            v.insert("name".into(), t.name.clone().into());
-            put(&mut v, "description", t.description.as_ref());
-            v.insert("input_schema".into(), t.parameters.clone());
-            Value::Object(v)
-        })
+        .map(|t| tool_json(t, "input_schema"))
         .collect();
     let mut choice = req.tool_choice.as_ref().map(|c| match c {
         ToolChoice::Auto => json!({"type": "auto"}),

@@ -8,7 +8,9 @@
 use crate::canonical::*;
 use crate::openai::TokenUsage;
 use crate::sse::{data_frame, SseFrame};
-use crate::translate::read::{arguments_object, body, cannot, obj, put, role_name, strings, Obj};
+use crate::translate::read::{
+    arguments_object, body, cannot, obj, put, role_name, strings, tool_json, Obj,
+};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -384,13 +386,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, String> {
         let decls: Vec<Value> = req
             .tools
             .iter()
-            .map(|t| {
-                let mut d = Map::new();
-                d.insert("name".into(), t.name.clone().into());
-                put(&mut d, "description", t.description.as_ref());
-                d.insert("parametersJsonSchema".into(), t.parameters.clone());
-                Value::Object(d)
-            })
+            .map(|t| tool_json(t, "parametersJsonSchema"))
             .collect();
         out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
     }

@@ -3,7 +3,7 @@
 use super::TokenUsage;
 use crate::canonical::*;
 use crate::sse::{data_frame, SseFrame};
-use crate::translate::read::{body, cannot, data_url, obj, put, strings, Obj};
+use crate::translate::read::{body, cannot, data_url, obj, put, strings, tool_json, Obj};
 use crate::translate::Reply;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -379,13 +379,7 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, String>
         let tools: Vec<Value> = req
             .tools
             .iter()
-            .map(|t| {
-                let mut f = Map::new();
-                f.insert("name".into(), t.name.clone().into());
-                put(&mut f, "description", t.description.as_ref());
-                f.insert("parameters".into(), t.parameters.clone());
-                json!({"type": "function", "function": f})
-            })
+            .map(|t| json!({"type": "function", "function": tool_json(t, "parameters")}))
             .collect();
         out.insert("tools".into(), Value::Array(tools));
     }

@@ -195,3 +195,13 @@ pub(crate) fn role_name(
         )),
     }
 }
+
+/// A tool definition as the three protocols write it: `name`, `description` when given, and
+/// the arguments' JSON schema under `schema_key`.
+pub(crate) fn tool_json(t: &crate::canonical::ToolDef, schema_key: &str) -> Value {
+    let mut v = Map::new();
+    v.insert("name".into(), t.name.clone().into());
+    put(&mut v, "description", t.description.as_ref());
+    v.insert(schema_key.into(), t.parameters.clone());
+    Value::Object(v)
+}
