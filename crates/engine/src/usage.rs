@@ -30,6 +30,9 @@ pub struct UsageSink {
     tx: mpsc::Sender<UsageEvent>,
     /// Events waiting in overflow tasks for queue space.
     overflow: Arc<AtomicUsize>,
+    /// Events recorded and not yet stored: queued, waiting for space, or in the batch the
+    /// writer holds while it fills and writes it.
+    unwritten: Arc<AtomicUsize>,
     closing: CancellationToken,
     tasks: Tasks,
 }
@@ -41,6 +44,7 @@ impl UsageSink {
         let sink = Self {
             tx,
             overflow: Arc::new(AtomicUsize::new(0)),
+            unwritten: Arc::new(AtomicUsize::new(0)),
             closing: CancellationToken::new(),
             tasks: tasks.clone(),
         };
@@ -49,6 +53,7 @@ impl UsageSink {
             rx,
             batch_size: batch_size.max(1),
             overflow: sink.overflow.clone(),
+            unwritten: sink.unwritten.clone(),
             closing: sink.closing.clone(),
         };
         tasks.spawn(writer.run());
@@ -57,28 +62,33 @@ impl UsageSink {
 
     /// Queues an event; never blocks and never fails the request.
     pub fn record(&self, event: UsageEvent) {
+        self.unwritten.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.overflow.fetch_add(1, Ordering::AcqRel);
                 let tx = self.tx.clone();
                 let overflow = self.overflow.clone();
+                let unwritten = self.unwritten.clone();
                 self.tasks.spawn(async move {
                     if let Err(lost) = tx.send(event).await {
+                        unwritten.fetch_sub(1, Ordering::AcqRel);
                         tracing::error!(usage_id = %lost.0.id, "usage writer stopped; event lost");
                     }
                     overflow.fetch_sub(1, Ordering::AcqRel);
                 });
             }
             Err(mpsc::error::TrySendError::Closed(event)) => {
+                self.unwritten.fetch_sub(1, Ordering::AcqRel);
                 tracing::error!(usage_id = %event.id, "usage writer stopped; event lost");
             }
         }
     }
 
-    /// Events queued and not yet taken by the writer.
+    /// Events recorded and not yet stored, including the batch the writer is filling or
+    /// writing (so 0 means everything is in the database).
     pub fn queued(&self) -> usize {
-        QUEUE_CAPACITY - self.tx.capacity() + self.overflow.load(Ordering::Acquire)
+        self.unwritten.load(Ordering::Acquire)
     }
 
     /// Asks the writer to flush everything queued and stop.
@@ -92,6 +102,7 @@ struct Writer {
     rx: mpsc::Receiver<UsageEvent>,
     batch_size: usize,
     overflow: Arc<AtomicUsize>,
+    unwritten: Arc<AtomicUsize>,
     closing: CancellationToken,
 }
 
@@ -166,6 +177,7 @@ impl Writer {
                 }
             }
         }
+        self.unwritten.fetch_sub(batch.len(), Ordering::AcqRel);
         batch.clear();
     }
 }
