@@ -173,21 +173,26 @@ pub struct ChatResponse {
 impl ChatResponse {
     /// What the model generated, for a token count when no usage was reported.
     pub fn generated_text(&self) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::ToolCall {
-                    name, arguments, ..
-                } => {
-                    out.push_str(name);
-                    out.push_str(arguments);
-                }
-                _ => {}
-            }
-        }
-        out
+        generated_text(&self.parts)
     }
+}
+
+/// The generated text of answer parts: text, and the names and arguments of tool calls.
+pub fn generated_text(parts: &[Part]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            Part::Text(t) => out.push_str(t),
+            Part::ToolCall {
+                name, arguments, ..
+            } => {
+                out.push_str(name);
+                out.push_str(arguments);
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// One step of a streamed answer.

@@ -824,14 +824,7 @@ impl PassThrough {
         seen.usage = usage_of(&v["usageMetadata"]);
         let mut parts = Vec::new();
         candidate_parts(&v, &mut 0, &mut parts);
-        seen.text = ChatResponse {
-            id: String::new(),
-            model: String::new(),
-            parts,
-            stop: StopReason::EndTurn,
-            usage: None,
-        }
-        .generated_text();
+        seen.text = generated_text(&parts);
         if v["candidates"][0]["finishReason"].is_string() {
             self.finished = true;
         }
