@@ -34,6 +34,9 @@ pub struct Options {
     /// load this many seconds (for `perf record -p`).
     #[arg(long)]
     profile_secs: Option<u64>,
+    /// Only the closed-loop figure (throughput and CPU per request, user and kernel), then stop.
+    #[arg(long)]
+    cpu_only: bool,
     /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
     #[arg(long)]
     wrap: Option<String>,
@@ -104,6 +107,12 @@ async fn wait_listening(p: &mut Proc, addr: SocketAddr) -> Result<()> {
 
 /// CPU time (user + system) a process has used.
 fn cpu_time(pid: u32, tick: f64) -> Result<Duration> {
+    let (user, sys) = cpu_split(pid, tick)?;
+    Ok(user + sys)
+}
+
+/// CPU time used by a process so far: (user, kernel).
+fn cpu_split(pid: u32, tick: f64) -> Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat
@@ -113,7 +122,10 @@ fn cpu_time(pid: u32, tick: f64) -> Result<Duration> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11).ok_or_else(|| anyhow!("no utime"))?.parse()?;
     let stime: f64 = f.get(12).ok_or_else(|| anyhow!("no stime"))?.parse()?;
-    Ok(Duration::from_secs_f64((utime + stime) / tick))
+    Ok((
+        Duration::from_secs_f64(utime / tick),
+        Duration::from_secs_f64(stime / tick),
+    ))
 }
 
 /// Resident memory in bytes.
@@ -401,19 +413,26 @@ output_price = "0.30"
     let mut closed_p50 = Trio::default();
     for (name, t, pid) in targets {
         load::closed(t, small.clone(), conns, d.warm).await?;
-        let before = cpu_time(pid, tick)?;
+        let (user0, sys0) = cpu_split(pid, tick)?;
         let m = load::closed(t, small.clone(), conns, d.closed).await?;
-        let used = cpu_time(pid, tick)? - before;
+        let (user1, sys1) = cpu_split(pid, tick)?;
         check(name, &m)?;
-        let per = used.as_secs_f64() * 1e6 / m.requests.max(1) as f64;
+        let n = m.requests.max(1) as f64;
+        let user = (user1 - user0).as_secs_f64() * 1e6 / n;
+        let sys = (sys1 - sys0).as_secs_f64() * 1e6 / n;
+        let per = user + sys;
         set(&mut rps, name, m.rps());
         set(&mut cpu_us, name, per);
         set(&mut closed_p50, name, m.us(0.5));
         println!(
-            "closed loop  {name:8} {:>9.0} req/s  {per:>6.1} µs CPU/req  p50 {:>7.0} µs",
+            "closed loop  {name:8} {:>9.0} req/s  {per:>6.1} µs CPU/req (user {user:.1}, kernel {sys:.1})  p50 {:>7.0} µs",
             m.rps(),
             m.us(0.5)
         );
+    }
+
+    if opts.cpu_only {
+        return Ok(());
     }
 
     // 6. The same with the compression SDKs ask for.

@@ -7,14 +7,28 @@ use crate::{
     BodyStream, ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use protocol::openai::Endpoint;
 use protocol::Protocol;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Idle pooled connections are closed after this, shorter than common server keep-alives.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// hyper's pooled client (HTTP/1.1, or HTTP/2 where TLS negotiates it) over rustls with the
+/// Mozilla roots; plain `http://` for self-hosted servers. Redirects are never followed: a
+/// redirect from a model server is a misconfiguration to report, not to follow with the
+/// request body and key.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub struct HttpUpstream {
     name: String,
@@ -22,8 +36,10 @@ pub struct HttpUpstream {
     base_url: String,
     /// Each OpenAI endpoint's URL (or Anthropic's `/messages`), parsed once rather than per
     /// request.
-    urls: [reqwest::Url; 3],
-    client: reqwest::Client,
+    urls: [Uri; 3],
+    /// Sent with every request: the dialect's version header and the operator's own.
+    headers: HeaderMap,
+    client: HttpClient,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     total_timeout: Duration,
@@ -49,23 +65,13 @@ impl HttpUpstream {
                 .map_err(|_| format!("header `{k}` has an invalid value"))?;
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(s.connect_timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            // A redirect from a model server is a misconfiguration to report, not to follow
-            // with the request body and key.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
         let base_url = s.base_url.trim_end_matches('/').to_owned();
         let url = |e: Endpoint| {
             let path = match protocol {
                 Protocol::Anthropic => "/messages",
                 _ => e.path(),
             };
-            reqwest::Url::parse(&format!("{base_url}{path}"))
+            parse_url(&format!("{base_url}{path}"))
                 .map_err(|err| format!("base_url `{}`: {err}", s.base_url))
         };
         Ok(Self {
@@ -77,11 +83,63 @@ impl HttpUpstream {
                 url(Endpoint::Embeddings)?,
             ],
             base_url,
-            client,
+            headers,
+            client: http_client(s.connect_timeout)?,
             first_byte_timeout: s.first_byte_timeout,
             idle_timeout: s.idle_timeout,
             total_timeout: s.total_timeout,
         })
+    }
+
+    /// A request with the provider's headers and the dialect's key header.
+    fn request(
+        &self,
+        method: Method,
+        uri: Uri,
+        key: Option<&Arc<str>>,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        headers.reserve(self.headers.len() + 3);
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = key.and_then(|k| key_header(self.protocol, k).ok()) {
+            headers.insert(name, value);
+        }
+        req
+    }
+}
+
+fn http_client(connect_timeout: Duration) -> Result<HttpClient, String> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| format!("setting up TLS: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .build(https))
+}
+
+/// An absolute `http://` or `https://` URL.
+fn parse_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
+        _ => Err("an http:// or https:// URL is needed".to_owned()),
     }
 }
 
@@ -89,7 +147,7 @@ impl HttpUpstream {
 fn key_header(
     protocol: Protocol,
     key: &str,
-) -> Result<(HeaderName, HeaderValue), reqwest::header::InvalidHeaderValue> {
+) -> Result<(HeaderName, HeaderValue), http::header::InvalidHeaderValue> {
     let (name, mut v) = match protocol {
         Protocol::OpenAi => (
             AUTHORIZATION,
@@ -106,17 +164,6 @@ fn key_header(
     };
     v.set_sensitive(true);
     Ok((name, v))
-}
-
-fn with_key(
-    protocol: Protocol,
-    mut req: reqwest::RequestBuilder,
-    key: Option<&std::sync::Arc<str>>,
-) -> reqwest::RequestBuilder {
-    if let Some((name, v)) = key.and_then(|k| key_header(protocol, k).ok()) {
-        req = req.header(name, v);
-    }
-    req
 }
 
 #[async_trait]
@@ -136,7 +183,7 @@ impl Upstream for HttpUpstream {
             } else {
                 "generateContent"
             };
-            reqwest::Url::parse(&format!("{}/models/{}:{method}", self.base_url, req.model))
+            parse_url(&format!("{}/models/{}:{method}", self.base_url, req.model))
                 .map_err(|e| UpstreamError::Connect(format!("the model's URL: {e}")))?
         } else {
             self.urls[match req.endpoint {
@@ -151,32 +198,30 @@ impl Upstream for HttpUpstream {
         } else {
             "application/json"
         };
+        let mut request = self.request(Method::POST, url, req.api_key.as_ref(), req.body);
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
         let started = tokio::time::Instant::now();
-        let sent = with_key(self.protocol, self.client.post(url), req.api_key.as_ref())
-            .header(CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, accept)
-            .body(req.body)
-            .send();
         let wait = self.first_byte_timeout.min(self.total_timeout);
-        let resp = match tokio::time::timeout(wait, sent).await {
+        let resp = match tokio::time::timeout(wait, self.client.request(request)).await {
             Err(_) => return Err(UpstreamError::Timeout(wait)),
             Ok(Err(e)) => return Err(classify(&e)),
             Ok(Ok(r)) => r,
         };
+        let (parts, body) = resp.into_parts();
         let header = |name| {
-            resp.headers()
+            parts
+                .headers
                 .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        let content_type = header(CONTENT_TYPE);
-        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| v.trim().parse().ok());
         Ok(UpstreamResponse {
-            status: resp.status().as_u16(),
-            content_type,
-            retry_after,
+            status: parts.status.as_u16(),
+            content_type: header(CONTENT_TYPE).map(str::to_owned),
+            retry_after: header(http::header::RETRY_AFTER).and_then(|v| v.trim().parse().ok()),
             body: limited(
-                resp.bytes_stream(),
+                body.into_data_stream(),
                 BodyLimits {
                     first_by: started + wait,
                     first_wait: wait,
@@ -188,10 +233,11 @@ impl Upstream for HttpUpstream {
         })
     }
 
-    async fn probe(&self, api_key: Option<std::sync::Arc<str>>) -> Result<(), UpstreamError> {
-        let url = format!("{}/models", self.base_url);
-        let sent = with_key(self.protocol, self.client.get(url), api_key.as_ref()).send();
-        match tokio::time::timeout(self.first_byte_timeout, sent).await {
+    async fn probe(&self, api_key: Option<Arc<str>>) -> Result<(), UpstreamError> {
+        let url = parse_url(&format!("{}/models", self.base_url))
+            .map_err(|e| UpstreamError::Connect(format!("the listing's URL: {e}")))?;
+        let request = self.request(Method::GET, url, api_key.as_ref(), Bytes::new());
+        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.first_byte_timeout)),
             Ok(Err(e)) => Err(classify(&e)),
             Ok(Ok(r)) if r.status().is_success() => Ok(()),
@@ -203,11 +249,9 @@ impl Upstream for HttpUpstream {
     }
 }
 
-fn classify(e: &reqwest::Error) -> UpstreamError {
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     if e.is_connect() {
         UpstreamError::Connect(root_cause(e))
-    } else if e.is_timeout() {
-        UpstreamError::Timeout(Duration::ZERO)
     } else {
         UpstreamError::Transport(root_cause(e))
     }
@@ -235,7 +279,7 @@ struct BodyLimits {
 
 /// Ends the body with `Timeout` or `Idle` when a limit of `BodyLimits` passes.
 fn limited(
-    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    body: impl futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Send + 'static,
     limits: BodyLimits,
 ) -> BodyStream {
     let body = Box::pin(body);

@@ -115,9 +115,13 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
                 .max_connections(SQLITE_POOL_SIZE)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
+                        // `page_size` only takes effect on a new database (before WAL mode
+                        // and the first table): 16 KiB pages write the usage log in a quarter
+                        // of the WAL frames (system calls) that 4 KiB pages take.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON;",
                         )
                         .await?;
                         Ok(())
@@ -172,7 +176,10 @@ impl SqlStore {
             Backend::Postgres { .. } => 20_000,
         };
         let positional = matches!(self.backend, Backend::Sqlite { .. });
-        for chunk in rows.chunks((params / width).max(1)) {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(chunk_rows(rest.len(), (params / width).max(1)));
+            rest = tail;
             let sql = multi_insert_sql(table, columns, width, chunk.len(), positional);
             let mut q = sqlx::query(&sql);
             for cell in chunk.iter().flatten() {
@@ -309,6 +316,21 @@ pub(super) enum Cell<'a> {
 /// list that every bind searches, which made binding quadratic in a statement's size; bare
 /// `?`s are not in that list). Built once per shape and kept: batches mostly have the same
 /// few shapes, and the same text lets the driver reuse its prepared statement.
+/// How many of `remaining` rows the next multi-row insert takes: the most rows a statement
+/// may hold, or else the largest power of four that fits. Statements are prepared once per
+/// connection and cached by their text, so a batch is cut into a handful of sizes that recur
+/// rather than one new statement (parsed and planned again) per batch length.
+fn chunk_rows(remaining: usize, max_rows: usize) -> usize {
+    if remaining >= max_rows {
+        return max_rows;
+    }
+    let mut size = 1;
+    while size * 4 <= remaining {
+        size *= 4;
+    }
+    size
+}
+
 pub(super) fn multi_insert_sql(
     table: &'static str,
     columns: &'static str,
@@ -350,4 +372,30 @@ pub(super) fn multi_insert_sql(
         .unwrap_or_else(|p| p.into_inner())
         .insert((table, rows, positional), sql.clone());
     sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_rows;
+
+    #[test]
+    fn batches_are_cut_into_few_recurring_statement_sizes() {
+        let mut sizes = std::collections::BTreeSet::new();
+        for n in 0..=1_000 {
+            let (mut left, mut statements) = (n, 0);
+            while left > 0 {
+                let take = chunk_rows(left, 100);
+                assert!((1..=left).contains(&take));
+                sizes.insert(take);
+                left -= take;
+                statements += 1;
+            }
+            // A full statement per 100 rows, then at most three of each smaller size.
+            assert!(
+                statements <= n / 100 + 9,
+                "{n} rows took {statements} statements"
+            );
+        }
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [1, 4, 16, 64, 100]);
+    }
 }
