@@ -34,9 +34,11 @@ pub struct Options {
     /// load this many seconds (for `perf record -p`).
     #[arg(long)]
     profile_secs: Option<u64>,
-    /// Only the closed-loop figure (throughput and CPU per request, user and kernel), then stop.
-    #[arg(long)]
-    cpu_only: bool,
+    /// Only one figure, then stop: `cpu` (closed loop: throughput, CPU per request split into
+    /// user and kernel), `open` (added latency at 2,000 req/s) or `streams` (RSS per held
+    /// stream).
+    #[arg(long, value_parser = ["cpu", "open", "streams"])]
+    only: Option<String>,
     /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
     #[arg(long)]
     wrap: Option<String>,
@@ -396,6 +398,20 @@ output_price = "0.30"
         ("gateway", &via_gateway, gateway.pid()),
     ];
     let small = chat_body(false, 0, 0);
+    let only = |figure: &str| opts.only.as_deref() == Some(figure);
+    if only("streams") {
+        held_streams(
+            [
+                ("proxy", &via_proxy, proxy.pid()),
+                ("gateway", &via_gateway, gateway.pid()),
+            ],
+            d.held,
+            // Under a wrapper (a heap profiler), time to take a snapshot.
+            Duration::from_secs(if opts.wrap.is_some() { 60 } else { 2 }),
+        )
+        .await?;
+        return Ok(());
+    }
     if let Some(secs) = opts.profile_secs {
         println!("gateway pid {}", gateway.pid());
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -403,6 +419,11 @@ output_price = "0.30"
         check("gateway", &m)?;
         println!("{} requests, {:.0} req/s", m.requests, m.rps());
         tokio::time::sleep(Duration::from_secs(3)).await;
+        return Ok(());
+    }
+
+    if only("open") {
+        open_loop(targets, &small, 2_000, &d).await?;
         return Ok(());
     }
 
@@ -431,7 +452,7 @@ output_price = "0.30"
         );
     }
 
-    if opts.cpu_only {
+    if only("cpu") {
         return Ok(());
     }
 
@@ -451,24 +472,7 @@ output_price = "0.30"
 
     // 2. Open loop at 2,000 req/s: added latency.
     let rate = 2_000;
-    let mut p50 = Trio::default();
-    let mut p99 = Trio::default();
-    let mut p999 = Trio::default();
-    for (name, t, _) in targets {
-        load::open(t, small.clone(), rate, d.warm, 64).await?;
-        let m = load::open(t, small.clone(), rate, d.open, 64).await?;
-        check(name, &m)?;
-        set(&mut p50, name, m.us(0.5));
-        set(&mut p99, name, m.us(0.99));
-        set(&mut p999, name, m.us(0.999));
-        println!(
-            "open loop    {name:8} {:>6.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs",
-            m.rps(),
-            m.us(0.5),
-            m.us(0.99),
-            m.us(0.999)
-        );
-    }
+    let (p50, p99, p999) = open_loop(targets, &small, rate, &d).await?;
 
     // 3. Streaming: 50 chunks 1 ms apart, 30 streams in turn on one keep-alive connection.
     let streaming = chat_body(true, 50, 1_000);
@@ -492,33 +496,15 @@ output_price = "0.30"
     }
 
     // 4. Thousands of slow streams held open: memory per stream.
-    let slow = chat_body(true, 600, 1_000_000);
-    let mut held_per_stream = Trio::default();
-    let mut held_opened = 0;
-    for (name, t, pid) in [
-        ("proxy", &via_proxy, proxy.pid()),
-        ("gateway", &via_gateway, gateway.pid()),
-    ] {
-        let before = rss(pid)?;
-        let held = load::hold(t, slow.clone(), d.held, Duration::from_secs(120)).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let with = rss(pid)?;
-        let opened = held.opened;
-        held.release().await;
-        if opened < d.held {
-            bail!("{name}: only {opened} of {} streams opened", d.held);
-        }
-        held_opened = opened;
-        let per = with.saturating_sub(before) as f64 / opened as f64;
-        set(&mut held_per_stream, name, per);
-        println!(
-            "held streams {name:8} {opened} open: RSS {:.1} → {:.1} MB, {:.1} KB per stream",
-            before as f64 / 1e6,
-            with as f64 / 1e6,
-            per / 1024.0
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    let (held_per_stream, held_opened) = held_streams(
+        [
+            ("proxy", &via_proxy, proxy.pid()),
+            ("gateway", &via_gateway, gateway.pid()),
+        ],
+        d.held,
+        Duration::from_secs(2),
+    )
+    .await?;
     let rss_after_streams = rss(gateway.pid())?;
 
     // Memory over a long run at 2,000 req/s.
@@ -568,6 +554,69 @@ output_price = "0.30"
     drop(upstream);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Latency at a fixed request rate through each target: p50, p99, p99.9.
+async fn open_loop(
+    targets: [(&str, &Target, u32); 3],
+    body: &Bytes,
+    rate: u32,
+    d: &Durations,
+) -> Result<(Trio, Trio, Trio)> {
+    let mut p50 = Trio::default();
+    let mut p99 = Trio::default();
+    let mut p999 = Trio::default();
+    for (name, t, _) in targets {
+        load::open(t, body.clone(), rate, d.warm, 64).await?;
+        let m = load::open(t, body.clone(), rate, d.open, 64).await?;
+        check(name, &m)?;
+        set(&mut p50, name, m.us(0.5));
+        set(&mut p99, name, m.us(0.99));
+        set(&mut p999, name, m.us(0.999));
+        println!(
+            "open loop    {name:8} {:>6.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs",
+            m.rps(),
+            m.us(0.5),
+            m.us(0.99),
+            m.us(0.999)
+        );
+    }
+    Ok((p50, p99, p999))
+}
+
+/// Holds `count` slow streams open through each target in turn; returns the RSS each gained
+/// per stream and how many opened.
+async fn held_streams(
+    targets: [(&str, &Target, u32); 2],
+    count: usize,
+    settle: Duration,
+) -> Result<(Trio, usize)> {
+    let slow = chat_body(true, 600, 1_000_000);
+    let mut held_per_stream = Trio::default();
+    let mut held_opened = 0;
+    for (name, t, pid) in targets {
+        let before = rss(pid)?;
+        let held = load::hold(t, slow.clone(), count, Duration::from_secs(120)).await?;
+        println!("held streams {name:8} {} open", held.opened);
+        tokio::time::sleep(settle).await;
+        let with = rss(pid)?;
+        let opened = held.opened;
+        held.release().await;
+        if opened < count {
+            bail!("{name}: only {opened} of {count} streams opened");
+        }
+        held_opened = opened;
+        let per = with.saturating_sub(before) as f64 / opened as f64;
+        set(&mut held_per_stream, name, per);
+        println!(
+            "held streams {name:8} {opened} open: RSS {:.1} → {:.1} MB, {:.1} KB per stream",
+            before as f64 / 1e6,
+            with as f64 / 1e6,
+            per / 1024.0
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok((held_per_stream, held_opened))
 }
 
 fn set(t: &mut Trio, name: &str, v: f64) {

@@ -9,6 +9,7 @@ use switchyard::{admin, config, logging, serve};
 
 /// jemalloc gives freed memory back to the system within seconds (a password hash's 19 MiB
 /// scratch buffer, a burst's buffers), where glibc's per-thread arenas keep it resident.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

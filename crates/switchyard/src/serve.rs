@@ -103,7 +103,9 @@ pub async fn serve_with(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // `into_make_service`: each connection shares the router. Serving the `Router` itself
+    // would deep-clone its route table for every connection (~35 KB each).
+    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal);
     let grace = config.shutdown_grace;
     let deadline = async move {
         let _ = stopping_rx.await;
