@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use upstream::{BodyStream, UpstreamError, UpstreamRequest, UpstreamResponse};
 
 /// What the request sends and expects, the same for every try.
-pub(crate) struct Outbound<'a> {
+pub(crate) struct Outbound<'a, 'b> {
     /// The client's request; written for each try's deployment.
-    pub inbound: &'a mut Inbound,
+    pub inbound: &'a mut Inbound<'b>,
     pub max_response_bytes: usize,
 }
 
@@ -64,7 +64,7 @@ enum TryError {
 pub(crate) async fn dispatch(
     router: &Router,
     candidates: &[Candidate],
-    out: Outbound<'_>,
+    out: Outbound<'_, '_>,
     meter: &mut Meter,
 ) -> Result<Answer, ApiError> {
     let settings = &router.settings;

@@ -20,7 +20,7 @@ use protocol::openai::{
 };
 use protocol::sse::SseDecoder;
 use protocol::translate::{Inbound, Reply, StreamRelay};
-use protocol::{Protocol, RawObject};
+use protocol::{Protocol, RawMap};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -75,8 +75,8 @@ impl Ingress {
 }
 
 /// A request checked, admitted and planned.
-struct Prepared {
-    inbound: Inbound,
+struct Prepared<'a> {
+    inbound: Inbound<'a>,
     candidates: Vec<Candidate>,
 }
 
@@ -149,15 +149,15 @@ impl Engine {
         }
     }
 
-    async fn prepare(
+    async fn prepare<'b>(
         &self,
         auth: &Authenticated,
         ingress: Ingress,
-        body: &[u8],
+        body: &'b [u8],
         meter: &mut Meter,
-    ) -> Result<Prepared, ApiError> {
+    ) -> Result<Prepared<'b>, ApiError> {
         let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
-        let mut obj = RawObject::parse(body).map_err(|e| invalid(e.to_string()))?;
+        let mut obj = RawMap::borrowed(body).map_err(|e| invalid(e.to_string()))?;
         let (inbound, ext) = match ingress {
             Ingress::OpenAi(endpoint) => {
                 let (ext, primary) = RouteExtensions::take(&mut obj).map_err(invalid)?;

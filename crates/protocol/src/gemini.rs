@@ -806,7 +806,7 @@ impl PassThrough {
         let Some(data) = frame.data.as_deref() else {
             return seen;
         };
-        let Ok(mut obj) = crate::RawObject::parse(data.as_bytes()) else {
+        let Ok(mut obj) = crate::RawMap::borrowed(data.as_bytes()) else {
             return seen;
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {

@@ -1,16 +1,23 @@
 //! `RawObject`: a JSON object whose values stay unparsed source text. Reading a few fields and
 //! rewriting one (the model name) costs one validating scan and a copy, and every other field,
-//! known or not, survives byte for byte.
+//! known or not, survives byte for byte. `RawMap::borrowed` does the same without copying:
+//! keys and values stay slices of the source (an answer or a stream chunk rewritten on its
+//! way through).
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
+/// A JSON object's fields, keys and values borrowed from `'a` or owned.
 #[derive(Debug, Clone, Default)]
-pub struct RawObject {
-    fields: Vec<(String, Box<RawValue>)>,
+pub struct RawMap<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
 }
+
+/// A `RawMap` that owns its text.
+pub type RawObject = RawMap<'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
@@ -22,10 +29,18 @@ pub enum JsonError {
     DuplicateField(String),
 }
 
-impl RawObject {
-    /// Parses a JSON object. Duplicate keys are refused: which one an upstream would read is
-    /// undefined, so passing them on could bill one model and run another.
+impl RawMap<'static> {
+    /// Parses a JSON object into owned fields.
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
+        RawMap::borrowed(bytes).map(RawMap::into_owned)
+    }
+}
+
+impl<'a> RawMap<'a> {
+    /// Parses a JSON object whose fields borrow from `bytes`. Duplicate keys are refused:
+    /// which one an upstream would read is undefined, so passing them on could bill one model
+    /// and run another.
+    pub fn borrowed(bytes: &'a [u8]) -> Result<Self, JsonError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -33,14 +48,25 @@ impl RawObject {
                 Err(e) => Err(JsonError::Syntax(e.to_string())),
             };
         }
-        let obj: RawObject =
+        let obj: RawMap<'a> =
             serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))?;
         for (i, (k, _)) in obj.fields.iter().enumerate() {
             if obj.fields[..i].iter().any(|(prev, _)| prev == k) {
-                return Err(JsonError::DuplicateField(k.clone()));
+                return Err(JsonError::DuplicateField(k.to_string()));
             }
         }
         Ok(obj)
+    }
+
+    /// The same fields, copied out of the source.
+    pub fn into_owned(self) -> RawObject {
+        RawMap {
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
+                .collect(),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&RawValue> {
@@ -51,7 +77,7 @@ impl RawObject {
     }
 
     /// Deserializes one field; `Ok(None)` when absent or `null`.
-    pub fn get_as<'a, T: Deserialize<'a>>(&'a self, key: &str) -> Result<Option<T>, String> {
+    pub fn get_as<'s, T: Deserialize<'s>>(&'s self, key: &str) -> Result<Option<T>, String> {
         match self.get(key) {
             None => Ok(None),
             Some(raw) if raw.get() == "null" => Ok(None),
@@ -75,14 +101,16 @@ impl RawObject {
 
     pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = raw,
-            None => self.fields.push((key.to_owned(), raw)),
+            Some(slot) => slot.1 = Cow::Owned(raw),
+            None => self
+                .fields
+                .push((Cow::Owned(key.to_owned()), Cow::Owned(raw))),
         }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
         let i = self.fields.iter().position(|(k, _)| k == key)?;
-        Some(self.fields.remove(i).1)
+        Some(self.fields.remove(i).1.into_owned())
     }
 
     /// Serializes back to compact JSON, values verbatim.
@@ -103,7 +131,7 @@ impl RawObject {
     }
 }
 
-impl Serialize for RawObject {
+impl Serialize for RawMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.fields.len()))?;
@@ -114,20 +142,42 @@ impl Serialize for RawObject {
     }
 }
 
-impl<'de> Deserialize<'de> for RawObject {
+/// A key borrowed from the source when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawObject;
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMap<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMap<'de>, A::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
-                    fields.push((k, v));
+                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    fields.push((k, Cow::Borrowed(v)));
                 }
-                Ok(RawObject { fields })
+                Ok(RawMap { fields })
             }
         }
         d.deserialize_map(V)
@@ -171,6 +221,32 @@ mod tests {
         assert!(matches!(
             RawObject::parse(br#"{"model":"a","model":"b"}"#),
             Err(JsonError::DuplicateField(k)) if k == "model"
+        ));
+    }
+
+    #[test]
+    fn borrowed_and_owned_maps_read_and_write_the_same() {
+        let body = br#"{"model":"m","a\u0062":[1, 2],"usage":{"x":1}}"#;
+        let mut b = RawMap::borrowed(body).unwrap();
+        let mut o = RawObject::parse(body).unwrap();
+        assert_eq!(
+            b.get("ab").map(RawValue::get),
+            Some("[1, 2]"),
+            "escaped key unescaped"
+        );
+        fn rewrite(mut m: RawMap<'_>) {
+            m.set("model", "public");
+            assert_eq!(m.remove("usage").unwrap().get(), r#"{"x":1}"#);
+            assert_eq!(m.to_vec(), br#"{"model":"public","ab":[1, 2]}"#);
+        }
+        rewrite(b.clone());
+        rewrite(o.clone());
+        b.set("model", "x");
+        o.set("model", "x");
+        assert_eq!(b.to_vec(), o.to_vec());
+        assert!(matches!(
+            RawMap::borrowed(br#"{"a":1,"a":2}"#),
+            Err(JsonError::DuplicateField(k)) if k == "a"
         ));
     }
 

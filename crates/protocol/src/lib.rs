@@ -12,4 +12,4 @@ pub mod sse;
 pub mod translate;
 
 pub use canonical::Protocol;
-pub use json::RawObject;
+pub use json::{RawMap, RawObject};

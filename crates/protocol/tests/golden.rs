@@ -19,7 +19,7 @@ const REPLY: Reply<'static> = Reply {
     created: 1_700_000_000,
 };
 
-fn inbound(from: Protocol, input: &Value) -> Inbound {
+fn inbound(from: Protocol, input: &Value) -> Inbound<'static> {
     let body = RawObject::parse(input.to_string().as_bytes()).unwrap();
     match from {
         Protocol::OpenAi => Inbound {

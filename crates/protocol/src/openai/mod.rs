@@ -12,7 +12,7 @@ pub use routing::{MaxPrice, ProviderPrefs, RequestNeeds, RouteExtensions, SortBy
 pub use stream::{generated_text, ChunkAction, ChunkRewriter};
 pub use usage::TokenUsage;
 
-use crate::json::RawObject;
+use crate::json::RawMap;
 
 /// The OpenAI endpoints the gateway relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,7 +73,7 @@ struct StreamOptions {
 
 impl RequestFacts {
     /// Checks the fields the endpoint requires and reads the ones the gateway acts on.
-    pub fn read(endpoint: Endpoint, body: &RawObject) -> Result<Self, String> {
+    pub fn read(endpoint: Endpoint, body: &RawMap<'_>) -> Result<Self, String> {
         let model: String = body
             .get_as("model")?
             .ok_or_else(|| "missing required field `model`".to_owned())?;
@@ -139,7 +139,7 @@ pub fn prompt_text(body: &[u8]) -> String {
 
 /// Prepares a client body for an upstream: the upstream's model name, and for streams the
 /// usage chunk requested so the gateway always learns the token counts.
-pub fn upstream_body(body: &mut RawObject, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
+pub fn upstream_body(body: &mut RawMap<'_>, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
     body.set("model", upstream_model);
     if facts.stream && !facts.wants_stream_usage {
         body.set(
@@ -164,7 +164,7 @@ pub struct ClientResponse {
 /// `provider` the provider that answered (as OpenRouter does). `None` when the body is not a
 /// JSON object.
 pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Option<ClientResponse> {
-    let mut obj = RawObject::parse(body).ok()?;
+    let mut obj = RawMap::borrowed(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
     // Only needed to count tokens when the upstream reported none.
     let generated_text = if usage.is_none() {
@@ -187,8 +187,8 @@ pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Optio
 mod tests {
     use super::*;
 
-    fn obj(s: &str) -> RawObject {
-        RawObject::parse(s.as_bytes()).unwrap()
+    fn obj(s: &str) -> crate::RawObject {
+        crate::RawObject::parse(s.as_bytes()).unwrap()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! never see them; what the request needs of a model (tools, images, JSON) is read for
 //! `model: "auto"`.
 
-use crate::json::RawObject;
+use crate::json::RawMap;
 use serde::Deserialize;
 
 /// Fallback models a request may list at most.
@@ -73,7 +73,7 @@ pub struct RouteExtensions {
 impl RouteExtensions {
     /// Reads and removes `models`, `route` and `provider`. Returns the extensions and the
     /// primary model when `model` was absent and `models` named it.
-    pub fn take(body: &mut RawObject) -> Result<(Self, Option<String>), String> {
+    pub fn take(body: &mut RawMap<'_>) -> Result<(Self, Option<String>), String> {
         let models: Option<Vec<String>> = body
             .get_as("models")
             .map_err(|e| format!("field `models`: {e}"))?;
@@ -168,7 +168,7 @@ impl RequestNeeds {
         }
     }
 
-    pub fn read(body: &RawObject) -> Self {
+    pub fn read(body: &RawMap<'_>) -> Self {
         let non_empty = |key: &str| {
             body.get(key)
                 .is_some_and(|v| !matches!(v.get().trim(), "null" | "[]"))
@@ -220,8 +220,8 @@ impl RequestNeeds {
 mod tests {
     use super::*;
 
-    fn obj(s: &str) -> RawObject {
-        RawObject::parse(s.as_bytes()).unwrap()
+    fn obj(s: &str) -> crate::RawObject {
+        crate::RawObject::parse(s.as_bytes()).unwrap()
     }
 
     #[test]

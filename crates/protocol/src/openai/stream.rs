@@ -2,7 +2,7 @@
 //! usage chunk kept or stripped as the client asked, and the usage captured on the side.
 
 use super::TokenUsage;
-use crate::json::RawObject;
+use crate::json::RawMap;
 use crate::sse::{data_frame, SseFrame};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -49,7 +49,7 @@ impl ChunkRewriter {
                 String::new(),
             );
         }
-        let Ok(mut chunk) = RawObject::parse(data.as_bytes()) else {
+        let Ok(mut chunk) = RawMap::borrowed(data.as_bytes()) else {
             return (ChunkAction::Forward(frame.raw.clone()), None, String::new());
         };
         let chars = generated_text(&chunk);
@@ -109,7 +109,7 @@ struct Function<'a> {
 
 /// The generated text in a chunk or a whole response: content, reasoning, tool names and
 /// arguments (chat `delta` or `message`), or `text` (completions).
-pub fn generated_text(chunk: &RawObject) -> String {
+pub fn generated_text(chunk: &RawMap<'_>) -> String {
     let mut out = String::new();
     let Ok(Some(choices)) = chunk.get_as::<Vec<Choice<'_>>>("choices") else {
         return out;

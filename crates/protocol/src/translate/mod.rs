@@ -10,7 +10,7 @@ use crate::openai::{
     self, ChunkAction, ChunkRewriter, ClientResponse, Endpoint, RequestFacts, TokenUsage,
 };
 use crate::sse::{data_frame, SseFrame};
-use crate::{anthropic, gemini, RawObject};
+use crate::{anthropic, gemini, RawMap};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -25,18 +25,18 @@ pub struct Reply<'a> {
 
 /// A client's request, as it arrived, ready to be written for any provider.
 #[derive(Debug, Clone)]
-pub struct Inbound {
+pub struct Inbound<'a> {
     pub protocol: Protocol,
     /// The OpenAI endpoint; chat for the other protocols.
     pub endpoint: Endpoint,
     pub facts: RequestFacts,
     /// The body without gateway-only fields.
-    pub body: RawObject,
+    pub body: RawMap<'a>,
 }
 
-impl Inbound {
+impl<'a> Inbound<'a> {
     /// A Messages API body.
-    pub fn anthropic(body: RawObject) -> Result<Self, String> {
+    pub fn anthropic(body: RawMap<'a>) -> Result<Self, String> {
         let model: String = body.get_as("model")?.ok_or("`model` is required")?;
         if body.get("messages").is_none() {
             return Err("`messages` is required".to_owned());
@@ -59,7 +59,7 @@ impl Inbound {
     }
 
     /// A `generateContent` body; the model and streaming come from the URL.
-    pub fn gemini(model: &str, stream: bool, body: RawObject) -> Result<Self, String> {
+    pub fn gemini(model: &str, stream: bool, body: RawMap<'a>) -> Result<Self, String> {
         if body.get("contents").is_none() {
             return Err("`contents` is required".to_owned());
         }
@@ -212,7 +212,7 @@ fn pass_response(
     public_model: &str,
     decode: impl Fn(&[u8]) -> Result<crate::canonical::ChatResponse, String>,
 ) -> Option<ClientResponse> {
-    let mut obj = RawObject::parse(body).ok()?;
+    let mut obj = crate::RawMap::borrowed(body).ok()?;
     let answer = decode(body).ok()?;
     if obj.contains(model_key) {
         obj.set(model_key, public_model);
