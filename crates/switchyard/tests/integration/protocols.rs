@@ -718,12 +718,15 @@ async fn upstream_errors_reach_each_client_in_its_shape_and_streams_fail_in_thei
 async fn count_tokens_counts_the_prompt_without_billing() {
     let app = app().await;
     let (token, key) = app.user_with_key("count@example.com").await;
-    let r = app
-        .client
-        .post(app.url("/v1/messages/count_tokens"))
-        .header("x-api-key", &key)
-        .json(&json!({"model": "claude", "system": "You are terse.", "messages": [{"role": "user", "content": "Hello there, how are you today?"}]}))
-        .send()
+    // No `anthropic-version` header: counting does not need one.
+    let count = |body: Value| {
+        app.client
+            .post(app.url("/v1/messages/count_tokens"))
+            .header("x-api-key", &key)
+            .json(&body)
+            .send()
+    };
+    let r = count(json!({"model": "claude", "system": "You are terse.", "messages": [{"role": "user", "content": "Hello there, how are you today?"}]}))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -731,12 +734,7 @@ async fn count_tokens_counts_the_prompt_without_billing() {
         .as_u64()
         .unwrap();
     assert!((8..40).contains(&n), "{n}");
-    let r = app
-        .client
-        .post(app.url("/v1/messages/count_tokens"))
-        .header("x-api-key", &key)
-        .json(&json!({"model": "nope", "messages": []}))
-        .send()
+    let r = count(json!({"model": "nope", "messages": []}))
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
