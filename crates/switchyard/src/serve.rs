@@ -4,12 +4,12 @@
 use crate::config::Config;
 use crate::secrets;
 use anyhow::{anyhow, Context, Result};
-use axum::serve::ListenerExt;
 use domain::{ProviderId, Role};
 use engine::accounts::SignUp;
 use engine::Engine;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Opens storage, runs migrations, bootstraps the first admin and builds the engine.
@@ -99,25 +99,89 @@ pub async fn serve_with(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(());
     };
-    // Streams are relayed event by event; Nagle's algorithm would hold small events back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // `into_make_service`: each connection shares the router. Serving the `Router` itself
-    // would deep-clone its route table for every connection (~35 KB each).
-    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal);
+    let server = accept_loop(listener, app, signal);
     let grace = config.shutdown_grace;
     let deadline = async move {
         let _ = stopping_rx.await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        () = server => {}
         () = deadline => tracing::warn!(?grace, "in-flight requests outlasted the shutdown grace; stopping anyway"),
     }
     engine.shutdown().await;
     tracing::info!("stopped; all usage written");
     Ok(())
+}
+
+/// How long a client may take to send a request's head (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections and serves HTTP/1.1 on each until `signal` resolves; then stops
+/// accepting, lets each connection finish the request it is on and returns once all are
+/// closed.
+///
+/// Not `axum::serve`: its connections sniff for the HTTP/2 preface first, which hands hyper
+/// the request in two reads and doubles each connection's read buffer to 16 KiB (a third of
+/// the memory a held stream costs). Cleartext HTTP/2 is not offered; HTTP/2 clients reach
+/// the gateway through the TLS-terminating proxy in front of it.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = signal.as_mut() => break,
+        };
+        // Streams are relayed event by event; Nagle's algorithm would hold small events back.
+        let _ = tcp.set_nodelay(true);
+        // A clone of the router shares its route table; it is not copied per connection.
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            |req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        // Connections are not background work: `graceful` drains them below, and past the
+        // shutdown grace they are dropped with the runtime.
+        #[allow(clippy::disallowed_methods)]
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Accept errors: a connection that failed before it was accepted is the client's problem;
+/// anything else (out of file descriptors) is logged and retried after a pause, as a tight
+/// retry loop would only burn the core.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
