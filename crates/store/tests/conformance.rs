@@ -532,3 +532,39 @@ on_every_backend!(
         assert_eq!(s.changes_since(UnixMillis(0)).await.unwrap().len(), 2);
     }
 );
+
+on_every_backend!(
+    a_usage_batch_that_fails_writes_nothing_and_the_next_one_is_written,
+    |s: SqlStore| async move {
+        let mut a = account("batch@example.com");
+        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        s.create_account(&a).await.unwrap();
+        let id = a.account.id.clone();
+        let (_, k) = key(&id, 1000);
+        s.insert_key(&k).await.unwrap();
+        // The same event twice: its second row breaks the primary key after the first row
+        // (and, on a larger batch, earlier statements) went in.
+        let first = event(&id, &k.id, 10_000, 1_000);
+        let mut batch: Vec<UsageEvent> = (0..150)
+            .map(|i| event(&id, &k.id, 10_001 + i, 10))
+            .collect();
+        batch.push(first.clone());
+        batch.push(first);
+        assert!(s.insert_usage(&batch).await.is_err());
+        assert_eq!(s.list_usage(&id, 10, 0).await.unwrap().total, 0);
+        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
+        assert_eq!(money.balance, m("1"), "no debit of the failed batch stays");
+        assert_eq!(s.list_ledger(&id, 10, 0).await.unwrap().1, 1);
+
+        // The writer's connection is usable again, in a transaction of its own.
+        batch.pop();
+        s.insert_usage(&batch).await.unwrap();
+        assert_eq!(s.list_usage(&id, 10, 0).await.unwrap().total, 151);
+        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
+        assert_eq!(
+            money.balance,
+            Money::from_nanos(1_000_000_000 - 1_000 - 1_500)
+        );
+        assert!(s.ledger_mismatches().await.unwrap().is_empty());
+    }
+);

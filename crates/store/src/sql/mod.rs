@@ -96,6 +96,9 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 
 pub struct SqlStore {
     pool: AnyPool,
+    /// Where the usage writer's batches go: on SQLite a one-connection pool of its own (its
+    /// page cache stays warm); on Postgres the shared pool.
+    writer: AnyPool,
     backend: Backend,
     /// API key lookups by hash: each one is an auth-cache miss.
     key_lookups: std::sync::atomic::AtomicU64,
@@ -104,52 +107,74 @@ pub struct SqlStore {
 /// Opens (creating a SQLite file and its folder if needed) and migrates the database.
 pub async fn connect(backend: Backend) -> Result<SqlStore> {
     sqlx::any::install_default_drivers();
-    let pool = match &backend {
+    let (pool, writer) = match &backend {
         Backend::Sqlite { path } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
             }
             let url = format!("sqlite://{}?mode=rwc", path.display());
-            AnyPoolOptions::new()
-                .max_connections(SQLITE_POOL_SIZE)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // `page_size` only takes effect on a new database (before WAL mode
-                        // and the first table): 16 KiB pages write the usage log in a quarter
-                        // of the WAL frames (system calls) that 4 KiB pages take.
-                        // `temp_store = MEMORY` keeps statement journals off disk: each
-                        // multi-row insert inside the usage writer's transaction journals
-                        // the pages it changes (its foreign keys can abort it midway), and
-                        // in a temp file that was two `pwrite`s per page, 70 % of the
-                        // writer's system calls.
-                        conn.execute(
-                            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?
+            let pool = sqlite_pool(&url, SQLITE_POOL_SIZE, true).await?;
+            // The usage writer keeps a connection of its own: SQLite drops a connection's
+            // page cache whenever another one has written, so a writer that took whichever
+            // pooled connection was free re-read its B-tree pages from disk on every batch.
+            // Its foreign keys are not checked: every event names an account and a key that
+            // authenticated the request (neither is ever deleted, only disabled), so the
+            // checks cost three index lookups per event to prove nothing, and an immediate
+            // foreign key makes SQLite journal every page each multi-row insert touches.
+            let writer = sqlite_pool(&url, 1, false).await?;
+            (pool, writer)
         }
         Backend::Postgres { url } => {
-            AnyPoolOptions::new()
+            let pool = AnyPoolOptions::new()
                 .max_connections(POSTGRES_POOL_SIZE)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
-                .await?
+                .await?;
+            (pool.clone(), pool)
         }
     };
     let store = SqlStore {
         pool,
+        writer,
         backend,
         key_lookups: Default::default(),
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// A pool of up to `max` SQLite connections, each set up the same way.
+async fn sqlite_pool(
+    url: &str,
+    max: u32,
+    foreign_keys: bool,
+) -> std::result::Result<AnyPool, sqlx::Error> {
+    let fk = if foreign_keys {
+        "PRAGMA foreign_keys = ON;"
+    } else {
+        "PRAGMA foreign_keys = OFF;"
+    };
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // `page_size` only takes effect on a new database (before WAL mode and the
+                // first table): 16 KiB pages write the usage log in a quarter of the WAL
+                // frames (system calls) that 4 KiB pages take.
+                // `temp_store = MEMORY` keeps statement journals (and temp tables) off disk.
+                conn.execute(
+                    "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA temp_store = MEMORY;",
+                )
+                .await?;
+                conn.execute(fk).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 impl SqlStore {
@@ -166,6 +191,10 @@ impl SqlStore {
     /// A single JSON parameter unpacked by `json_each` cost more CPU in SQLite's JSON
     /// functions. Postgres pays a round trip per statement instead, so its statements take up
     /// to 20,000 parameters.
+    ///
+    /// On SQLite the statements are `INSERT OR ROLLBACK`: a failure ends the caller's whole
+    /// transaction, which the caller must then roll back (a no-op there) before reusing the
+    /// connection; see `usage::write_batch`.
     pub(super) async fn insert_rows(
         &self,
         conn: &mut AnyConnection,
@@ -273,6 +302,7 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -356,7 +386,14 @@ pub(super) fn multi_insert_sql(
     {
         return sql.clone();
     }
-    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    // SQLite: a failing row rolls back the whole transaction rather than just its statement,
+    // so SQLite need not copy every page a statement changes into a statement journal.
+    let verb = if positional {
+        "INSERT OR ROLLBACK"
+    } else {
+        "INSERT"
+    };
+    let mut sql = format!("{verb} INTO {table} ({columns}) VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
         for c in 0..column_count {

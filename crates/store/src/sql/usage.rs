@@ -8,7 +8,7 @@ use domain::{
     UsageStatus,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Executor as _, Row};
 
 const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_model, provider, \
     input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
@@ -40,6 +40,55 @@ fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
         attempts: serde_json::from_str(&row.try_get::<String, _>("attempts")?)
             .map_err(|e| StoreError::Backend(format!("bad usage attempts: {e}")))?,
     })
+}
+
+impl SqlStore {
+    /// A batch's statements, run inside the transaction `insert_usage` holds open: the
+    /// events, a ledger debit for each that cost something, and each key's last use.
+    async fn write_batch(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[UsageEvent],
+        rows: &[Vec<Cell<'_>>],
+    ) -> std::result::Result<(), sqlx::Error> {
+        self.insert_rows(conn, "usage_events", COLUMNS, rows)
+            .await?;
+        let debits: Vec<(NewLedgerEntry, UnixMillis)> = events
+            .iter()
+            .filter(|e| e.cost > Money::ZERO)
+            .map(|e| {
+                let debit = NewLedgerEntry {
+                    account_id: e.account_id.clone(),
+                    kind: LedgerKind::Usage,
+                    amount: -e.cost,
+                    reason: format!("{} {}", e.endpoint, e.public_model),
+                    reference: Some(e.id.0.clone()),
+                };
+                (debit, e.created_at)
+            })
+            .collect();
+        super::ledger::append_many_in(self, conn, &debits).await?;
+        // One update per key in the batch, not per event.
+        let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
+        for e in events {
+            match last_used.iter_mut().find(|(k, _)| *k == &e.key_id) {
+                Some(slot) => slot.1 = slot.1.max(e.created_at.0),
+                None => last_used.push((&e.key_id, e.created_at.0)),
+            }
+        }
+        for (key, at) in last_used {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(at)
+            .bind(key.as_str())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -80,46 +129,27 @@ impl UsageStore for SqlStore {
                 ]
             })
             .collect();
-        let mut tx = self.pool.begin().await?;
-        self.insert_rows(&mut tx, "usage_events", COLUMNS, &rows)
-            .await?;
-        // Each event that cost something debits its account, in this same transaction.
-        let debits: Vec<(NewLedgerEntry, UnixMillis)> = events
-            .iter()
-            .filter(|e| e.cost > Money::ZERO)
-            .map(|e| {
-                let debit = NewLedgerEntry {
-                    account_id: e.account_id.clone(),
-                    kind: LedgerKind::Usage,
-                    amount: -e.cost,
-                    reason: format!("{} {}", e.endpoint, e.public_model),
-                    reference: Some(e.id.0.clone()),
-                };
-                (debit, e.created_at)
-            })
-            .collect();
-        super::ledger::append_many_in(self, &mut tx, &debits).await?;
-        // One update per key in the batch, not per event.
-        let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
-        for e in events {
-            match last_used.iter_mut().find(|(k, _)| *k == &e.key_id) {
-                Some(slot) => slot.1 = slot.1.max(e.created_at.0),
-                None => last_used.push((&e.key_id, e.created_at.0)),
-            }
+        // The transaction is begun and ended by hand, not with sqlx's `Transaction`: after
+        // an `INSERT OR ROLLBACK` fails, SQLite has already rolled back, sqlx's own ROLLBACK
+        // would then fail and leave the connection believing it is still in a transaction.
+        let mut conn = self.writer.acquire().await?;
+        let begin = match self.backend {
+            super::Backend::Sqlite { .. } => "BEGIN IMMEDIATE",
+            super::Backend::Postgres { .. } => "BEGIN",
+        };
+        let mut result = conn.execute(begin).await.map(drop);
+        if result.is_ok() {
+            result = self.write_batch(&mut conn, events, &rows).await;
         }
-        for (key, at) in last_used {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = $1
-                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
-            )
-            .bind(at)
-            .bind(key.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        if result.is_ok() {
+            result = conn.execute("COMMIT").await.map(drop);
         }
-        tx.commit().await?;
-        Ok(())
+        if result.is_err() {
+            // Fails harmlessly when SQLite has rolled back already; leaves the connection
+            // outside any transaction for the writer's next attempt either way.
+            let _ = conn.execute("ROLLBACK").await;
+        }
+        Ok(result?)
     }
 
     async fn list_usage(&self, account: &AccountId, limit: u32, offset: u64) -> Result<UsagePage> {
