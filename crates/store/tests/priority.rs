@@ -23,10 +23,18 @@ async fn sqlite_worker_threads_run_at_a_lower_priority() {
         let Some(after_name) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
             continue;
         };
-        let nice: i32 = after_name.split_whitespace().nth(16).unwrap().parse().unwrap();
+        let nice: i32 = after_name
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(nice >= 5, "{} runs at nice {nice}", comm.trim());
         seen += 1;
     }
-    assert!(seen >= 2, "the pool and the usage writer each have a worker thread");
+    assert!(
+        seen >= 2,
+        "the pool and the usage writer each have a worker thread"
+    );
     drop(store);
 }

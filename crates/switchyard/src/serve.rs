@@ -114,7 +114,8 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// How long a client may take to send a request's head (slow-loris protection).
+/// How long a client may take to send a request's head (slow-loris protection); a
+/// keep-alive connection idle this long is closed too.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections and serves HTTP/1.1 on each until `signal` resolves; then stops
@@ -122,8 +123,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// closed.
 ///
 /// Not `axum::serve`: its connections sniff for the HTTP/2 preface first, which hands hyper
-/// the request in two reads and doubles each connection's read buffer to 16 KiB (a third of
-/// the memory a held stream costs). Cleartext HTTP/2 is not offered; HTTP/2 clients reach
+/// the request in two reads and doubles each connection's read buffer to 16 KiB (a held
+/// stream cost 46 KB of RSS with it, 35 KB without). Cleartext HTTP/2 is not offered; HTTP/2 clients reach
 /// the gateway through the TLS-terminating proxy in front of it.
 async fn accept_loop(
     listener: TcpListener,
