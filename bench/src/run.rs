@@ -427,28 +427,44 @@ output_price = "0.30"
         return Ok(());
     }
 
-    // 1. Closed loop: throughput and CPU per request.
+    // 1. Closed loop: throughput and CPU per request. The targets take turns, ROUNDS times,
+    // and each figure is the median of its rounds: on a shared VM a noisy stretch then
+    // spoils one round of one target, not the whole comparison.
     let conns = 32;
-    let mut rps = Trio::default();
-    let mut cpu_us = Trio::default();
-    let mut closed_p50 = Trio::default();
-    for (name, t, pid) in targets {
+    let mut rps = Samples::default();
+    let mut cpu_us = Samples::default();
+    let mut user_us = Samples::default();
+    let mut sys_us = Samples::default();
+    let mut closed_p50 = Samples::default();
+    for (_, t, _) in targets {
         load::closed(t, small.clone(), conns, d.warm).await?;
-        let (user0, sys0) = cpu_split(pid, tick)?;
-        let m = load::closed(t, small.clone(), conns, d.closed).await?;
-        let (user1, sys1) = cpu_split(pid, tick)?;
-        check(name, &m)?;
-        let n = m.requests.max(1) as f64;
-        let user = (user1 - user0).as_secs_f64() * 1e6 / n;
-        let sys = (sys1 - sys0).as_secs_f64() * 1e6 / n;
-        let per = user + sys;
-        set(&mut rps, name, m.rps());
-        set(&mut cpu_us, name, per);
-        set(&mut closed_p50, name, m.us(0.5));
+    }
+    for _ in 0..ROUNDS {
+        for (name, t, pid) in targets {
+            let (user0, sys0) = cpu_split(pid, tick)?;
+            let m = load::closed(t, small.clone(), conns, d.closed / ROUNDS).await?;
+            let (user1, sys1) = cpu_split(pid, tick)?;
+            check(name, &m)?;
+            let n = m.requests.max(1) as f64;
+            let user = (user1 - user0).as_secs_f64() * 1e6 / n;
+            let sys = (sys1 - sys0).as_secs_f64() * 1e6 / n;
+            rps.push(name, m.rps());
+            cpu_us.push(name, user + sys);
+            user_us.push(name, user);
+            sys_us.push(name, sys);
+            closed_p50.push(name, m.us(0.5));
+        }
+    }
+    let (rps, cpu_us, closed_p50) = (rps.median(), cpu_us.median(), closed_p50.median());
+    let (user_us, sys_us) = (user_us.median(), sys_us.median());
+    for (name, _, _) in targets {
         println!(
-            "closed loop  {name:8} {:>9.0} req/s  {per:>6.1} µs CPU/req (user {user:.1}, kernel {sys:.1})  p50 {:>7.0} µs",
-            m.rps(),
-            m.us(0.5)
+            "closed loop  {name:8} {:>9.0} req/s  {:>6.1} µs CPU/req (user {:.1}, kernel {:.1})  p50 {:>7.0} µs  (median of {ROUNDS} rounds)",
+            get(&rps, name),
+            get(&cpu_us, name),
+            get(&user_us, name),
+            get(&sys_us, name),
+            get(&closed_p50, name),
         );
     }
 
@@ -563,22 +579,28 @@ async fn open_loop(
     rate: u32,
     d: &Durations,
 ) -> Result<(Trio, Trio, Trio)> {
-    let mut p50 = Trio::default();
-    let mut p99 = Trio::default();
-    let mut p999 = Trio::default();
-    for (name, t, _) in targets {
+    let mut p50 = Samples::default();
+    let mut p99 = Samples::default();
+    let mut p999 = Samples::default();
+    for (_, t, _) in targets {
         load::open(t, body.clone(), rate, d.warm, 64).await?;
-        let m = load::open(t, body.clone(), rate, d.open, 64).await?;
-        check(name, &m)?;
-        set(&mut p50, name, m.us(0.5));
-        set(&mut p99, name, m.us(0.99));
-        set(&mut p999, name, m.us(0.999));
+    }
+    for _ in 0..ROUNDS {
+        for (name, t, _) in targets {
+            let m = load::open(t, body.clone(), rate, d.open / ROUNDS, 64).await?;
+            check(name, &m)?;
+            p50.push(name, m.us(0.5));
+            p99.push(name, m.us(0.99));
+            p999.push(name, m.us(0.999));
+        }
+    }
+    let (p50, p99, p999) = (p50.median(), p99.median(), p999.median());
+    for (name, _, _) in targets {
         println!(
-            "open loop    {name:8} {:>6.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs",
-            m.rps(),
-            m.us(0.5),
-            m.us(0.99),
-            m.us(0.999)
+            "open loop    {name:8} {rate:>6} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs  (median of {ROUNDS} rounds)",
+            get(&p50, name),
+            get(&p99, name),
+            get(&p999, name)
         );
     }
     Ok((p50, p99, p999))
@@ -617,6 +639,54 @@ async fn held_streams(
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     Ok((held_per_stream, held_opened))
+}
+
+/// How many turns each target takes at the closed- and open-loop figures.
+const ROUNDS: u32 = 3;
+
+/// Per-round figures of each target.
+#[derive(Default)]
+struct Samples {
+    direct: Vec<f64>,
+    proxy: Vec<f64>,
+    gateway: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, name: &str, v: f64) {
+        match name {
+            "direct" => self.direct.push(v),
+            "proxy" => self.proxy.push(v),
+            _ => self.gateway.push(v),
+        }
+    }
+
+    fn median(&self) -> Trio {
+        Trio {
+            direct: median(&self.direct),
+            proxy: median(&self.proxy),
+            gateway: median(&self.gateway),
+        }
+    }
+}
+
+/// The middle value (the mean of the middle two for an even count); 0 when empty.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn get(t: &Trio, name: &str) -> f64 {
+    match name {
+        "direct" => t.direct,
+        "proxy" => t.proxy,
+        _ => t.gateway,
+    }
 }
 
 fn set(t: &mut Trio, name: &str, v: f64) {
@@ -677,7 +747,8 @@ fn report(r: &Value) -> String {
         "Generated by `bench/run`{}. Machine: {}. The gateway and the bare proxy each run on core 0 \
          (one at a time under load); the fake upstream and the load generator share core 1. The \
          gateway runs as users run it: release build, SQLite, key auth, per-key rate limiting \
-         (an RPM too high to trip), credit reservation, usage events and ledger debits, info logs.\n",
+         (an RPM too high to trip), credit reservation, usage events and ledger debits, info logs. \
+         Closed- and open-loop figures are medians of 3 rounds in which the targets take turns.\n",
         if r["quick"] == true { " --quick" } else { "" },
         r["machine"].as_str().unwrap_or("?")
     );
@@ -862,4 +933,16 @@ fn report(r: &Value) -> String {
             .join(", ")
     );
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
 }
