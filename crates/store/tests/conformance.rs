@@ -59,6 +59,13 @@ fn account(email: &str) -> NewAccount {
     }
 }
 
+/// A new account granted `amount` dollars at creation.
+fn granted(email: &str, amount: &str) -> NewAccount {
+    let mut a = account(email);
+    a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, amount, None));
+    a
+}
+
 fn key(account: &AccountId, created_at: i64) -> (ApiKeySecret, ApiKeyRecord) {
     let secret = ApiKeySecret::generate();
     let rec = ApiKeyRecord {
@@ -311,9 +318,8 @@ on_every_backend!(plans_are_seeded_and_editable, |s: SqlStore| async move {
 on_every_backend!(
     ledger_moves_balances_and_top_ups_credit_once,
     |s: SqlStore| async move {
-        let mut a = account("l@example.com");
+        let mut a = granted("l@example.com", "1");
         a.account.created_at = UnixMillis(0);
-        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
         s.create_account(&a).await.unwrap();
         let id = a.account.id.clone();
         let written = s
@@ -350,16 +356,14 @@ on_every_backend!(
 on_every_backend!(
     usage_debits_are_written_with_their_events,
     |s: SqlStore| async move {
-        let mut a = account("d@example.com");
+        let mut a = granted("d@example.com", "1");
         a.account.created_at = UnixMillis(0);
-        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
         s.create_account(&a).await.unwrap();
         let id = a.account.id.clone();
         let (_, k) = key(&id, 1000);
         s.insert_key(&k).await.unwrap();
         // A second account's debits in the same batch, interleaved.
-        let mut b = account("d2@example.com");
-        b.initial_credit = Some(credit(&b.account.id, LedgerKind::Grant, "2", None));
+        let b = granted("d2@example.com", "2");
         s.create_account(&b).await.unwrap();
         let (_, kb) = key(&b.account.id, 1000);
         s.insert_key(&kb).await.unwrap();
@@ -472,8 +476,7 @@ on_every_backend!(
     the_change_feed_round_trips_and_balance_versions_count_entries,
     |s: SqlStore| async move {
         use domain::{Change, ChangeKind, KeyHash};
-        let mut a = account("feed@example.com");
-        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        let a = granted("feed@example.com", "1");
         s.create_account(&a).await.unwrap();
         let id = a.account.id.clone();
         assert_eq!(
@@ -536,8 +539,7 @@ on_every_backend!(
 on_every_backend!(
     a_usage_batch_that_fails_writes_nothing_and_the_next_one_is_written,
     |s: SqlStore| async move {
-        let mut a = account("batch@example.com");
-        a.initial_credit = Some(credit(&a.account.id, LedgerKind::Grant, "1", None));
+        let a = granted("batch@example.com", "1");
         s.create_account(&a).await.unwrap();
         let id = a.account.id.clone();
         let (_, k) = key(&id, 1000);

@@ -229,7 +229,7 @@ impl SqlStore {
     ///
     /// On SQLite the statements are `INSERT OR ROLLBACK`: a failure ends the caller's whole
     /// transaction, which the caller must then roll back (a no-op there) before reusing the
-    /// connection; see `usage::write_batch`.
+    /// connection, as `insert_usage` does.
     pub(super) async fn insert_rows(
         &self,
         conn: &mut AnyConnection,
@@ -244,12 +244,12 @@ impl SqlStore {
             Backend::Sqlite { .. } => 2_000,
             Backend::Postgres { .. } => 20_000,
         };
-        let positional = matches!(self.backend, Backend::Sqlite { .. });
+        let sqlite = matches!(self.backend, Backend::Sqlite { .. });
         let mut rest = rows;
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(chunk_rows(rest.len(), (params / width).max(1)));
             rest = tail;
-            let sql = multi_insert_sql(table, columns, width, chunk.len(), positional);
+            let sql = multi_insert_sql(table, columns, width, chunk.len(), sqlite);
             let mut q = sqlx::query(&sql);
             for cell in chunk.iter().flatten() {
                 q = match cell {
@@ -381,11 +381,6 @@ pub(super) enum Cell<'a> {
     Int(i64),
 }
 
-/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows, or with bare `?`
-/// placeholders when `positional` (SQLite: its numbered and named parameters are kept in a
-/// list that every bind searches, which made binding quadratic in a statement's size; bare
-/// `?`s are not in that list). Built once per shape and kept: batches mostly have the same
-/// few shapes, and the same text lets the driver reuse its prepared statement.
 /// How many of `remaining` rows the next multi-row insert takes: the most rows a statement
 /// may hold, or else the largest power of four that fits. Statements are prepared once per
 /// connection and cached by their text, so a batch is cut into a handful of sizes that recur
@@ -401,12 +396,23 @@ fn chunk_rows(remaining: usize, max_rows: usize) -> usize {
     size
 }
 
+/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows, in SQLite's
+/// dialect when `sqlite`:
+/// - bare `?` placeholders: its numbered and named parameters are kept in a list that every
+///   bind searches, which made binding quadratic in a statement's size; bare `?`s are not in
+///   that list;
+/// - `INSERT OR ROLLBACK`: a failing row ends the whole transaction rather than just its
+///   statement, so SQLite need not copy every page a statement changes into a statement
+///   journal.
+///
+/// Built once per shape and kept: batches mostly have the same few shapes, and the same text
+/// lets the driver reuse its prepared statement.
 pub(super) fn multi_insert_sql(
     table: &'static str,
     columns: &'static str,
     column_count: usize,
     rows: usize,
-    positional: bool,
+    sqlite: bool,
 ) -> std::sync::Arc<str> {
     use std::collections::HashMap;
     use std::fmt::Write as _;
@@ -417,13 +423,11 @@ pub(super) fn multi_insert_sql(
     if let Some(sql) = cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&(table, rows, positional))
+        .get(&(table, rows, sqlite))
     {
         return sql.clone();
     }
-    // SQLite: a failing row rolls back the whole transaction rather than just its statement,
-    // so SQLite need not copy every page a statement changes into a statement journal.
-    let verb = if positional {
+    let verb = if sqlite {
         "INSERT OR ROLLBACK"
     } else {
         "INSERT"
@@ -435,7 +439,7 @@ pub(super) fn multi_insert_sql(
             if c > 0 {
                 sql.push_str(", ");
             }
-            if positional {
+            if sqlite {
                 sql.push('?');
             } else {
                 let _ = write!(sql, "${}", r * column_count + c + 1);
@@ -447,7 +451,7 @@ pub(super) fn multi_insert_sql(
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert((table, rows, positional), sql.clone());
+        .insert((table, rows, sqlite), sql.clone());
     sql
 }
 
