@@ -7,7 +7,7 @@ use domain::{
     UsageEvent, UsageId, UsageStatus,
 };
 use engine::tasks::Tasks;
-use engine::usage::UsageSink;
+use engine::usage::{Backlog, UsageSink};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{AccountStore, KeyStore, NewAccount, Store};
@@ -103,7 +103,7 @@ pub async fn measure(kind: Kind, events: usize, steady_rate: u32) -> Result<Opti
     // Capacity: as fast as the writer takes them (the feeder backs off when the queue is
     // half full, so none wait in overflow tasks).
     let tasks = Tasks::new();
-    let sink = UsageSink::start(store.clone(), &tasks, batch);
+    let sink = UsageSink::start(store.clone(), &tasks, batch, Backlog::default());
     let started = Instant::now();
     for i in 0..events {
         if i % 1_000 == 0 {
@@ -119,7 +119,7 @@ pub async fn measure(kind: Kind, events: usize, steady_rate: u32) -> Result<Opti
 
     // A steady rate for three seconds: the queue should stay near one batch.
     let tasks = Tasks::new();
-    let sink = UsageSink::start(store.clone(), &tasks, batch);
+    let sink = UsageSink::start(store.clone(), &tasks, batch, Backlog::default());
     let per_ms = (steady_rate / 1_000).max(1) as usize;
     let mut max_queued = 0;
     let t0 = Instant::now();

@@ -37,6 +37,8 @@ pub struct EngineSettings {
     pub max_response_bytes: usize,
     /// Usage events written per transaction at most.
     pub usage_batch_size: usize,
+    /// How far the usage writer may fall behind before requests wait for it.
+    pub usage_backlog: usage::Backlog,
     /// The instance secret that peppers stored key and session hashes.
     pub pepper: Vec<u8>,
     /// Requests are refused (402) when the unreserved balance is below this.
@@ -56,6 +58,7 @@ impl Default for EngineSettings {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_response_bytes: 64 * 1024 * 1024,
             usage_batch_size: 1000,
+            usage_backlog: usage::Backlog::default(),
             pepper: Vec::new(),
             min_balance: domain::Money::from_nanos(1_000_000),
             stripe: None,
@@ -94,7 +97,12 @@ impl Engine {
     ) -> Result<Arc<Self>, store::StoreError> {
         let plans = plans::PlanBook::load(store.as_ref()).await?;
         let tasks = tasks::Tasks::new();
-        let usage = usage::UsageSink::start(store.clone(), &tasks, settings.usage_batch_size);
+        let usage = usage::UsageSink::start(
+            store.clone(),
+            &tasks,
+            settings.usage_batch_size,
+            settings.usage_backlog,
+        );
         let engine = Arc::new(Self {
             store,
             router: routing::Router::new(providers, &catalog, settings.routing.clone()),

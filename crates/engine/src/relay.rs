@@ -96,6 +96,8 @@ impl Engine {
         body: &[u8],
         request_id: &str,
     ) -> Result<Relayed, ApiError> {
+        // Refused before anything is recorded: recording is what cannot keep up.
+        self.usage.room().await?;
         let mut meter = Meter::start(self.usage.clone(), auth, ingress.name(), request_id);
         let mut prepared = match self.prepare(auth, ingress, body, &mut meter).await {
             Ok(p) => p,

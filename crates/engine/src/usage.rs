@@ -3,13 +3,13 @@
 
 use crate::tasks::Tasks;
 use crate::{internal, Engine};
-use domain::{AccountId, ApiError, UsageEvent};
+use domain::{AccountId, ApiError, ErrorCode, UsageEvent};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 pub use store::{LedgerMismatch, UsageGroup, UsageTotal};
 use store::{Store, UsagePage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// Events buffered between requests and the writer. When full, a request's event waits in a
@@ -24,10 +24,31 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// While shutting down, a failing database is retried this long before events are given up.
 const SHUTDOWN_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
+/// How far the writer may fall behind before new requests wait for it (`UsageSink::room`).
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    /// Events recorded and not yet stored at which new requests start to wait.
+    pub limit: usize,
+    /// How long a request waits for the writer before it is refused.
+    pub wait: Duration,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Self {
+            limit: 16_384,
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The sending side, cheap to clone into every request.
 #[derive(Clone)]
 pub struct UsageSink {
     tx: mpsc::Sender<UsageEvent>,
+    backlog: Backlog,
+    /// Woken each time the writer stores (or gives up) a batch.
+    written: Arc<Notify>,
     /// Events waiting in overflow tasks for queue space.
     overflow: Arc<AtomicUsize>,
     /// Events recorded and not yet stored: queued, waiting for space, or in the batch the
@@ -39,10 +60,17 @@ pub struct UsageSink {
 
 impl UsageSink {
     /// Starts the writer on `tasks`.
-    pub fn start(store: Arc<dyn Store>, tasks: &Tasks, batch_size: usize) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        tasks: &Tasks,
+        batch_size: usize,
+        backlog: Backlog,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let sink = Self {
             tx,
+            backlog,
+            written: Arc::new(Notify::new()),
             overflow: Arc::new(AtomicUsize::new(0)),
             unwritten: Arc::new(AtomicUsize::new(0)),
             closing: CancellationToken::new(),
@@ -54,6 +82,7 @@ impl UsageSink {
             batch_size: batch_size.max(1),
             overflow: sink.overflow.clone(),
             unwritten: sink.unwritten.clone(),
+            written: sink.written.clone(),
             closing: sink.closing.clone(),
         };
         tasks.spawn(writer.run());
@@ -85,6 +114,39 @@ impl UsageSink {
         }
     }
 
+    /// Returns at once while the writer keeps up; otherwise waits until it is back under the
+    /// backlog limit. A request that cannot be recorded should not run: waiting here bounds
+    /// the events only memory holds, and on a saturated core it is what gives the writer
+    /// (whose SQLite thread runs at the lowest priority) its turn. Refused with 503 when the
+    /// writer has not caught up within the backlog's wait (the database is failing).
+    pub async fn room(&self) -> Result<(), ApiError> {
+        let behind = || self.unwritten.load(Ordering::Acquire) >= self.backlog.limit;
+        if !behind() {
+            return Ok(());
+        }
+        let caught_up = async {
+            loop {
+                let written = self.written.notified();
+                tokio::pin!(written);
+                written.as_mut().enable();
+                if !behind() {
+                    return;
+                }
+                written.await;
+            }
+        };
+        tokio::time::timeout(self.backlog.wait, caught_up)
+            .await
+            .map_err(|_| {
+                let mut e = ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the gateway cannot record usage right now; try again shortly",
+                );
+                e.retry_after = Some(self.backlog.wait.as_secs().max(1));
+                e
+            })
+    }
+
     /// Events recorded and not yet stored, including the batch the writer is filling or
     /// writing (so 0 means everything is in the database).
     pub fn queued(&self) -> usize {
@@ -103,6 +165,7 @@ struct Writer {
     batch_size: usize,
     overflow: Arc<AtomicUsize>,
     unwritten: Arc<AtomicUsize>,
+    written: Arc<Notify>,
     closing: CancellationToken,
 }
 
@@ -178,6 +241,7 @@ impl Writer {
             }
         }
         self.unwritten.fetch_sub(batch.len(), Ordering::AcqRel);
+        self.written.notify_waiters();
         batch.clear();
     }
 }

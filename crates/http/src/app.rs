@@ -8,7 +8,7 @@ use crate::routes::{anthropic, api, gemini, health, v1};
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use domain::ErrorCode;
 use engine::Engine;
@@ -58,21 +58,25 @@ impl MakeRequestId for MakeId {
 /// The whole HTTP surface. `extra` routes (the dashboard's pages, later) are served under the
 /// same layers and auth rules as everything else.
 pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Engine>>) -> Router {
+    // `/v1` is the hot path: its routes sit in the top router rather than a nested one, which
+    // would rebuild every request's URI without the prefix.
     let v1 = Router::new()
-        .route("/models", get(v1::models::list))
-        .route("/models/{id}", get(v1::models::get))
-        .route("/chat/completions", post(v1::relay::chat_completions))
-        .route("/completions", post(v1::relay::completions))
-        .route("/embeddings", post(v1::relay::embeddings))
+        .route("/v1/models", get(v1::models::list))
+        .route("/v1/models/{id}", get(v1::models::get))
+        .route("/v1/chat/completions", post(v1::relay::chat_completions))
+        .route("/v1/completions", post(v1::relay::completions))
+        .route("/v1/embeddings", post(v1::relay::embeddings))
         .route(
-            "/messages",
+            "/v1/messages",
             post(anthropic::messages).layer(axum::middleware::map_response(anthropic_shape)),
         )
         .route(
-            "/messages/count_tokens",
+            "/v1/messages/count_tokens",
             post(anthropic::count_tokens).layer(axum::middleware::map_response(anthropic_shape)),
         )
-        .fallback(v1_not_found);
+        .route("/v1", any(v1_not_found))
+        .route("/v1/", any(v1_not_found))
+        .route("/v1/{*rest}", any(v1_not_found));
 
     let v1beta = Router::new()
         .route("/models", get(gemini::list))
@@ -129,7 +133,7 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
-        .nest("/v1", v1)
+        .merge(v1)
         .nest("/v1beta", v1beta)
         .nest("/api", api)
         .merge(extra)

@@ -2,7 +2,7 @@
 //! `{"error":{"message","type","param","code"}}`, with `Retry-After` when known. Routes of the
 //! other ingress protocols re-render the same error in their own shape (`in_shape_of`).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{ApiError, ErrorCode};
 
@@ -65,9 +65,12 @@ pub fn in_shape_of(protocol: protocol::Protocol, mut resp: Response) -> Response
 /// `X-RateLimit-Limit` (requests per minute), `-Remaining` (requests that would be admitted
 /// now) and `-Reset` (seconds until the allowance is whole again).
 pub fn rate_headers(headers: &mut axum::http::HeaderMap, rate: &domain::RateDecision) {
-    headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(rate.reset_secs));
+    static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    headers.insert(LIMIT.clone(), HeaderValue::from(rate.limit));
+    headers.insert(REMAINING.clone(), HeaderValue::from(rate.remaining));
+    headers.insert(RESET.clone(), HeaderValue::from(rate.reset_secs));
 }
 
 pub type ApiResult<T> = Result<T, ErrorResponse>;

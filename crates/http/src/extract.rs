@@ -4,7 +4,7 @@
 use crate::error::ErrorResponse;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, HeaderMap};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
 use domain::{Account, ErrorCode};
 use engine::auth::Authenticated;
 use engine::Engine;
@@ -33,6 +33,27 @@ pub fn presented_key(parts: &Parts) -> Option<String> {
             .find(|(k, _)| *k == "key")
             .map(|(_, v)| v.to_owned())
     })
+}
+
+/// The request's `X-Request-Id` (the router's layer sets one when the client sent none),
+/// taken without copying the rest of the headers.
+pub struct RequestIdHeader(pub Option<HeaderValue>);
+
+impl RequestIdHeader {
+    pub fn as_str(&self) -> &str {
+        self.0
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestIdHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get("x-request-id").cloned()))
+    }
 }
 
 /// A `/v1` caller with a valid API key.

@@ -42,6 +42,20 @@ pub struct FileConfig {
     pub models: Option<IndexMap<String, ModelFile>>,
     #[serde(default)]
     pub routing: RoutingFile,
+    #[serde(default)]
+    pub usage: UsageFile,
+}
+
+/// The usage writer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageFile {
+    /// Usage events written per transaction at most.
+    pub batch_size: Option<usize>,
+    /// Events recorded and not yet stored at which new requests wait for the writer.
+    pub backlog: Option<usize>,
+    /// How long a request waits for the writer before a 503.
+    pub backlog_wait_secs: Option<f64>,
 }
 
 /// Retries, backoff, circuit breakers and `model: "auto"`.
@@ -371,6 +385,23 @@ impl Config {
             _ => bail!("bootstrap: admin_email and admin_password must be given together"),
         };
         engine.routing = routing_settings(f.routing)?;
+        if let Some(n) = f.usage.batch_size {
+            if n == 0 {
+                bail!("usage.batch_size: must be at least 1");
+            }
+            engine.usage_batch_size = n;
+        }
+        if let Some(n) = f.usage.backlog {
+            if n == 0 {
+                bail!("usage.backlog: must be at least 1");
+            }
+            engine.usage_backlog.limit = n;
+        }
+        engine.usage_backlog.wait = secs(
+            "usage.backlog_wait_secs",
+            f.usage.backlog_wait_secs,
+            engine.usage_backlog.wait.as_secs_f64(),
+        )?;
         let providers_file = f.providers.unwrap_or_else(defaults::providers);
         let providers = providers_file
             .into_iter()

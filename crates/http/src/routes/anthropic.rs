@@ -3,9 +3,8 @@
 //! in Anthropic's shape (the router layers `in_shape_of` on these routes).
 
 use crate::error::{ApiResult, ErrorResponse};
-use crate::extract::{ApiKeyAuth, JsonBytes};
+use crate::extract::{ApiKeyAuth, JsonBytes, RequestIdHeader};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::ErrorCode;
 use engine::relay::Ingress;
@@ -15,10 +14,10 @@ use std::sync::Arc;
 pub async fn messages(
     State(engine): State<Arc<Engine>>,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
 ) -> ApiResult<Response> {
-    super::v1::relay::relay(engine, auth, headers, body, Ingress::Anthropic).await
+    super::v1::relay::relay(engine, auth, request_id, body, Ingress::Anthropic).await
 }
 
 pub async fn count_tokens(

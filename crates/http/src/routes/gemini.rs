@@ -4,9 +4,8 @@
 //! `in_shape_of` on these routes).
 
 use crate::error::{ApiResult, ErrorResponse};
-use crate::extract::{ApiKeyAuth, JsonBytes};
+use crate::extract::{ApiKeyAuth, JsonBytes, RequestIdHeader};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::catalog::ModelKind;
 use domain::ErrorCode;
@@ -62,12 +61,12 @@ pub async fn generate(
     Path(tail): Path<String>,
     RawQuery(query): RawQuery,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
 ) -> ApiResult<Response> {
     match target(&tail, query.as_deref())? {
         Call::Generate(ingress) => {
-            super::v1::relay::relay(engine, auth, headers, body, ingress).await
+            super::v1::relay::relay(engine, auth, request_id, body, ingress).await
         }
         Call::CountTokens(model) => {
             let n = engine.count_tokens(&auth.0, &model, &body.0)?;

@@ -1,4 +1,6 @@
-use crate::support::{chat_body, TestApp};
+use crate::support::{assert_error, chat_body, Options, TestApp};
+use sqlx::{Connection, Executor};
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn usage_is_paginated_newest_first_and_private_to_its_owner() {
@@ -91,4 +93,49 @@ async fn usage_summary_totals_by_model_day_and_key() {
         )
         .await;
     assert_eq!(past["items"], serde_json::json!([]));
+}
+
+/// The database stops taking writes (another process holds SQLite's write lock). Requests
+/// run while the writer is less than `usage.backlog` events behind; past that a request waits
+/// for it, is refused with 503 when it does not catch up in time, and goes through as soon as
+/// it does. Nothing is lost: every request that ran is stored and billed once.
+#[tokio::test]
+async fn requests_wait_for_a_writer_that_falls_behind_and_nothing_is_lost() {
+    let app = TestApp::with(Options {
+        extra_toml: "[usage]\nbacklog = 2\nbacklog_wait_secs = 1\n".to_owned(),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let (token, key) = app.user_with_key("backlog@example.com").await;
+    let mut lock = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    lock.execute("BEGIN IMMEDIATE").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.chat(&key, chat_body("fast")).await.status(), 200);
+    }
+
+    let started = Instant::now();
+    let r = app.chat(&key, chat_body("fast")).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_error(r, 503, "service_unavailable").await;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "refused after {waited:?}"
+    );
+
+    // A request waiting when the database comes back goes through once the writer caught up.
+    let (r, ()) = tokio::join!(app.chat(&key, chat_body("fast")), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lock.execute("ROLLBACK").await.unwrap();
+    });
+    assert_eq!(r.status(), 200);
+
+    // The two before, the one that waited; the refused one never ran.
+    let events = app.usage_events(&token, 3).await;
+    assert!(events.iter().all(|e| e["status"] == "ok"), "{events:?}");
+    app.assert_money_sound(&token).await;
 }

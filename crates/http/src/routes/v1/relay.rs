@@ -3,15 +3,17 @@
 //! Anthropic and Gemini routes too.
 
 use crate::error::{rate_headers, ApiResult};
-use crate::extract::{ApiKeyAuth, JsonBytes};
+use crate::extract::{ApiKeyAuth, JsonBytes, RequestIdHeader};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use engine::relay::{Ingress, Relayed};
 use engine::Engine;
 use protocol::openai::Endpoint;
 use std::sync::Arc;
+
+static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("x-accel-buffering");
 
 /// Names the deployment that answered.
 pub const PROVIDER_HEADER: &str = "x-switchyard-provider";
@@ -19,15 +21,13 @@ pub const PROVIDER_HEADER: &str = "x-switchyard-provider";
 pub(crate) async fn relay(
     engine: Arc<Engine>,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
     ingress: Ingress,
 ) -> ApiResult<Response> {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let relayed = engine.relay(&auth.0, ingress, &body.0, request_id).await?;
+    let relayed = engine
+        .relay(&auth.0, ingress, &body.0, request_id.as_str())
+        .await?;
     let (mut resp, provider, rate) = match relayed {
         Relayed::Complete {
             body,
@@ -47,7 +47,7 @@ pub(crate) async fn relay(
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),
                     (header::CACHE_CONTROL, "no-cache"),
-                    (header::HeaderName::from_static("x-accel-buffering"), "no"),
+                    (X_ACCEL_BUFFERING.clone(), "no"),
                 ],
                 Body::from_stream(events),
             )
@@ -57,7 +57,8 @@ pub(crate) async fn relay(
         ),
     };
     if let Ok(v) = HeaderValue::from_str(&provider) {
-        resp.headers_mut().insert(PROVIDER_HEADER, v);
+        static PROVIDER: header::HeaderName = header::HeaderName::from_static(PROVIDER_HEADER);
+        resp.headers_mut().insert(PROVIDER.clone(), v);
     }
     if let Some(rate) = &rate {
         rate_headers(resp.headers_mut(), rate);
@@ -68,13 +69,13 @@ pub(crate) async fn relay(
 pub async fn chat_completions(
     State(engine): State<Arc<Engine>>,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
 ) -> ApiResult<Response> {
     relay(
         engine,
         auth,
-        headers,
+        request_id,
         body,
         Ingress::OpenAi(Endpoint::ChatCompletions),
     )
@@ -84,13 +85,13 @@ pub async fn chat_completions(
 pub async fn completions(
     State(engine): State<Arc<Engine>>,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
 ) -> ApiResult<Response> {
     relay(
         engine,
         auth,
-        headers,
+        request_id,
         body,
         Ingress::OpenAi(Endpoint::Completions),
     )
@@ -100,13 +101,13 @@ pub async fn completions(
 pub async fn embeddings(
     State(engine): State<Arc<Engine>>,
     auth: ApiKeyAuth,
-    headers: HeaderMap,
+    request_id: RequestIdHeader,
     body: JsonBytes,
 ) -> ApiResult<Response> {
     relay(
         engine,
         auth,
-        headers,
+        request_id,
         body,
         Ingress::OpenAi(Endpoint::Embeddings),
     )
