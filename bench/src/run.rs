@@ -35,9 +35,9 @@ pub struct Options {
     #[arg(long)]
     profile_secs: Option<u64>,
     /// Only one figure, then stop: `cpu` (closed loop: throughput, CPU per request split into
-    /// user and kernel), `open` (added latency at 2,000 req/s) or `streams` (RSS per held
-    /// stream).
-    #[arg(long, value_parser = ["cpu", "open", "streams"])]
+    /// user and kernel), `open` (added latency at 2,000 req/s), `ttfb` (streaming time to
+    /// first byte) or `streams` (RSS per held stream).
+    #[arg(long, value_parser = ["cpu", "open", "ttfb", "streams"])]
     only: Option<String>,
     /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
     #[arg(long)]
@@ -441,10 +441,17 @@ output_price = "0.30"
         let m = load::closed(&via_gateway, small, 8, Duration::from_secs(secs)).await?;
         check("gateway", &m)?;
         println!("{} requests, {:.0} req/s", m.requests, m.rps());
+        // Time for a profiler to take its snapshot once the usage writer caught up.
+        let drained = settled(&via_gateway).await?;
+        println!("usage stored {:.1} s later", drained.as_secs_f64());
         tokio::time::sleep(Duration::from_secs(3)).await;
         return Ok(());
     }
 
+    if only("ttfb") {
+        streaming(targets).await?;
+        return Ok(());
+    }
     if only("open") {
         open_loop(targets, &small, 2_000, &d).await?;
         return Ok(());
@@ -515,26 +522,8 @@ output_price = "0.30"
     let rate = 2_000;
     let (p50, p99, p999) = open_loop(targets, &small, rate, &d).await?;
 
-    // 3. Streaming: 50 chunks 1 ms apart, 30 streams in turn on one keep-alive connection.
-    let streaming = chat_body(true, 50, 1_000);
-    let mut ttfb = Trio::default();
-    let mut gap_ms = Trio::default();
-    let mut chunks_seen = 0;
-    for (name, t, _) in targets {
-        load::streams(t, streaming.clone(), 5).await?;
-        let st = load::streams(t, streaming.clone(), 30).await?;
-        let ttfb_us = st.ttfb.value_at_quantile(0.5) as f64 / 1_000.0;
-        set(&mut ttfb, name, ttfb_us);
-        set(&mut gap_ms, name, st.max_gap.as_secs_f64() * 1e3);
-        if name == "gateway" {
-            chunks_seen = st.chunks_per_stream;
-        }
-        println!(
-            "streaming    {name:8} TTFB p50 {ttfb_us:>6.0} µs  longest gap {:>5.1} ms  {} chunks",
-            st.max_gap.as_secs_f64() * 1e3,
-            st.chunks_per_stream
-        );
-    }
+    // 3. Streaming: time to first byte, and no stall between chunks.
+    let (ttfb, gap_ms, chunks_seen) = streaming(targets).await?;
 
     // 4. Thousands of slow streams held open: memory per stream.
     let (held_per_stream, held_opened) = held_streams(
@@ -595,6 +584,31 @@ output_price = "0.30"
     drop(upstream);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Streams of 50 chunks 1 ms apart, 30 in turn on one keep-alive connection per target: TTFB
+/// p50, the longest gap between two chunks, and how many chunks the gateway's streams had.
+async fn streaming(targets: [(&str, &Target, u32); 3]) -> Result<(Trio, Trio, usize)> {
+    let body = chat_body(true, 50, 1_000);
+    let mut ttfb = Trio::default();
+    let mut gap_ms = Trio::default();
+    let mut chunks_seen = 0;
+    for (name, t, _) in targets {
+        load::streams(t, body.clone(), 5).await?;
+        let st = load::streams(t, body.clone(), 30).await?;
+        let ttfb_us = st.ttfb.value_at_quantile(0.5) as f64 / 1_000.0;
+        set(&mut ttfb, name, ttfb_us);
+        set(&mut gap_ms, name, st.max_gap.as_secs_f64() * 1e3);
+        if name == "gateway" {
+            chunks_seen = st.chunks_per_stream;
+        }
+        println!(
+            "streaming    {name:8} TTFB p50 {ttfb_us:>6.0} µs  longest gap {:>5.1} ms  {} chunks",
+            st.max_gap.as_secs_f64() * 1e3,
+            st.chunks_per_stream
+        );
+    }
+    Ok((ttfb, gap_ms, chunks_seen))
 }
 
 /// Latency at a fixed request rate through each target: p50, p99, p99.9.

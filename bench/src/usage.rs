@@ -49,6 +49,7 @@ fn event(account: &AccountId, key: &KeyId) -> UsageEvent {
             outcome: "ok".into(),
             latency_ms: 1,
         }],
+        ledger_entry_id: None,
     }
 }
 

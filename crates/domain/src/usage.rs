@@ -68,4 +68,7 @@ pub struct UsageEvent {
     pub created_at: UnixMillis,
     /// Every deployment tried, in order; the last one answered when `status` is not `error`.
     pub attempts: Vec<Attempt>,
+    /// The ledger debit that paid for this event, set when it is stored: the usage writer
+    /// debits a batch once per account and month. `None` when it cost nothing.
+    pub ledger_entry_id: Option<String>,
 }

@@ -79,6 +79,7 @@ impl Meter {
             stream: false,
             created_at: UnixMillis::now(),
             attempts: Vec::new(),
+            ledger_entry_id: None,
         };
         Self {
             sink,

@@ -120,6 +120,7 @@ fn event(account: &AccountId, key: &KeyId, at: i64, cost: i64) -> UsageEvent {
                 latency_ms: 39,
             },
         ],
+        ledger_entry_id: None,
     }
 }
 
@@ -259,7 +260,19 @@ on_every_backend!(
         s.insert_usage(&events).await.unwrap();
         let page = s.list_usage(&a.account.id, 2, 0).await.unwrap();
         assert_eq!(page.total, 1203);
-        assert_eq!(page.items, vec![events[1202].clone(), events[1201].clone()]);
+        // The whole (one-account, one-month) batch is paid by one debit.
+        let debit = page.items[0].ledger_entry_id.clone();
+        assert!(debit.is_some());
+        assert!(page.items.iter().all(|e| e.ledger_entry_id == debit));
+        let read: Vec<UsageEvent> = page
+            .items
+            .into_iter()
+            .map(|e| UsageEvent {
+                ledger_entry_id: None,
+                ..e
+            })
+            .collect();
+        assert_eq!(read, vec![events[1202].clone(), events[1201].clone()]);
         let last = s.list_usage(&a.account.id, 10, 1200).await.unwrap();
         assert_eq!(last.items.len(), 3);
         assert_eq!(last.items[2], events[0]);
@@ -354,7 +367,7 @@ on_every_backend!(
 );
 
 on_every_backend!(
-    usage_debits_are_written_with_their_events,
+    a_usage_batch_is_debited_once_per_account_and_month,
     |s: SqlStore| async move {
         let mut a = granted("d@example.com", "1");
         a.account.created_at = UnixMillis(0);
@@ -362,32 +375,97 @@ on_every_backend!(
         let id = a.account.id.clone();
         let (_, k) = key(&id, 1000);
         s.insert_key(&k).await.unwrap();
-        // A second account's debits in the same batch, interleaved.
+        // A second account's events in the same batch, interleaved.
         let b = granted("d2@example.com", "2");
         s.create_account(&b).await.unwrap();
         let (_, kb) = key(&b.account.id, 1000);
         s.insert_key(&kb).await.unwrap();
         let mut free = event(&id, &k.id, 20_000, 0);
         free.status = UsageStatus::Error;
+        // 1970-02-01T00:00:00.005Z: a month of its own.
+        let february = 31 * 86_400_000 + 5;
         let events = vec![
             event(&id, &k.id, 10_000, 1_500),
             event(&b.account.id, &kb.id, 10_001, 7),
-            event(&id, &k.id, 86_400_000 + 5, 250),
+            event(&id, &k.id, february, 250),
             free,
             event(&b.account.id, &kb.id, 10_002, 3),
+            event(&id, &k.id, 10_003, 100),
         ];
         s.insert_usage(&events).await.unwrap();
+
+        // B: one debit for both its events, dated at the last.
         let (b_entries, _) = s.list_ledger(&b.account.id, 10, 0).await.unwrap();
-        let b_after: Vec<i64> = b_entries.iter().map(|e| e.balance_after.nanos()).collect();
+        let b_debits: Vec<(i64, i64, &str, Option<&str>, i64)> = b_entries
+            .iter()
+            .filter(|e| e.kind == LedgerKind::Usage)
+            .map(|e| {
+                (
+                    e.amount.nanos(),
+                    e.balance_after.nanos(),
+                    e.reason.as_str(),
+                    e.reference.as_deref(),
+                    e.created_at.0,
+                )
+            })
+            .collect();
         assert_eq!(
-            b_after,
-            [2_000_000_000, 2_000_000_000 - 10, 2_000_000_000 - 7]
+            b_debits,
+            [(-10, 2_000_000_000 - 10, "2 requests", None, 10_002)]
         );
-        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
-        assert_eq!(money.balance, Money::from_nanos(1_000_000_000 - 1_750));
-        assert_eq!(money.month_spend, Money::from_nanos(1_750));
+
+        // A: January's two paying events in one debit; February's alone, read as a
+        // per-request entry (endpoint and model, the event as reference).
+        let (entries, total) = s.list_ledger(&id, 10, 0).await.unwrap();
         assert_eq!(
-            s.account_money(&id, UnixMillis(50_000))
+            total, 3,
+            "the grant and a debit per month; the free event moves no money"
+        );
+        let newest_first: Vec<(i64, i64, &str, Option<&str>)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.amount.nanos(),
+                    e.balance_after.nanos(),
+                    e.reason.as_str(),
+                    e.reference.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            newest_first,
+            [
+                (
+                    -250,
+                    1_000_000_000 - 1_850,
+                    "chat.completions fast",
+                    Some(events[2].id.as_str())
+                ),
+                (-1_600, 1_000_000_000 - 1_600, "2 requests", None),
+                (1_000_000_000, 1_000_000_000, "test", None),
+            ]
+        );
+        assert!(s.ledger_mismatches().await.unwrap().is_empty());
+
+        // Every paying event names its debit, and each debit is the sum of its events.
+        let stored = s.list_usage(&id, 10, 0).await.unwrap().items;
+        for debit in entries.iter().filter(|e| e.kind == LedgerKind::Usage) {
+            let paid: Money = stored
+                .iter()
+                .filter(|e| e.ledger_entry_id.as_deref() == Some(debit.id.as_str()))
+                .map(|e| e.cost)
+                .sum();
+            assert_eq!(paid, -debit.amount);
+        }
+        assert!(stored
+            .iter()
+            .all(|e| e.ledger_entry_id.is_some() == (e.cost > Money::ZERO)));
+
+        let money = s.account_money(&id, UnixMillis(0)).await.unwrap();
+        assert_eq!(money.balance, Money::from_nanos(1_000_000_000 - 1_850));
+        assert_eq!(money.month_spend, Money::from_nanos(1_850));
+        assert_eq!(
+            s.account_money(&id, UnixMillis(february).month_start())
                 .await
                 .unwrap()
                 .month_spend,
@@ -395,21 +473,8 @@ on_every_backend!(
         );
         assert_eq!(
             s.key_month_spend(&k.id, UnixMillis(0)).await.unwrap(),
-            Money::from_nanos(1_750)
+            Money::from_nanos(1_850)
         );
-        let (entries, total) = s.list_ledger(&id, 10, 0).await.unwrap();
-        assert_eq!(
-            total, 3,
-            "grant and two debits; the free event moves no money"
-        );
-        assert_eq!(entries[0].reference.as_deref(), Some(events[2].id.as_str()));
-        let after: Vec<i64> = entries.iter().map(|e| e.balance_after.nanos()).collect();
-        assert_eq!(
-            after,
-            [1_000_000_000 - 1_750, 1_000_000_000 - 1_500, 1_000_000_000],
-            "each debit records the balance it left"
-        );
-        assert!(s.ledger_mismatches().await.unwrap().is_empty());
 
         let by_day = s
             .usage_totals(&id, UsageGroup::Day, UnixMillis(0), UnixMillis(i64::MAX))
@@ -422,8 +487,8 @@ on_every_backend!(
         assert_eq!(
             days,
             vec![
-                ("1970-01-01", 2, Money::from_nanos(1_500)),
-                ("1970-01-02", 1, Money::from_nanos(250))
+                ("1970-01-01", 3, Money::from_nanos(1_600)),
+                ("1970-02-01", 1, Money::from_nanos(250))
             ]
         );
         let by_model = s
@@ -437,7 +502,7 @@ on_every_backend!(
                 by_model[0].input_tokens,
                 by_model[0].output_tokens
             ),
-            ("fast", 30, 15)
+            ("fast", 40, 20)
         );
         let by_key = s
             .usage_totals(
@@ -450,7 +515,7 @@ on_every_backend!(
             .unwrap();
         assert_eq!(
             (by_key[0].group.as_str(), by_key[0].requests),
-            (k.id.as_str(), 2)
+            (k.id.as_str(), 3)
         );
     }
 );

@@ -81,11 +81,11 @@ const LEDGER_COLUMNS: &str =
 pub(super) async fn append_many_in(
     store: &SqlStore,
     conn: &mut AnyConnection,
-    entries: &[(NewLedgerEntry, UnixMillis)],
+    entries: &[(String, NewLedgerEntry, UnixMillis)],
 ) -> std::result::Result<(), sqlx::Error> {
     // (account, sum of amounts, entries) in order of first appearance.
     let mut accounts: Vec<(&AccountId, i64, i64)> = Vec::new();
-    for (e, _) in entries {
+    for (_, e, _) in entries {
         match accounts.iter_mut().find(|(a, _, _)| *a == &e.account_id) {
             Some(slot) => {
                 slot.1 += e.amount.nanos();
@@ -109,11 +109,9 @@ pub(super) async fn append_many_in(
         let after: i64 = row.try_get("balance_nanos")?;
         running.push((account, after - sum));
     }
-    let ids: Vec<String> = entries.iter().map(|_| new_entry_id()).collect();
     let rows: Vec<Vec<Cell<'_>>> = entries
         .iter()
-        .zip(&ids)
-        .map(|((e, at), id)| {
+        .map(|(id, e, at)| {
             let balance = running
                 .iter_mut()
                 .find(|(a, _)| *a == &e.account_id)

@@ -84,6 +84,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_attempts.sql"),
         include_str!("../../migrations/postgres/0004_attempts.sql"),
     ),
+    (
+        5,
+        "usage_debits",
+        include_str!("../../migrations/sqlite/0005_usage_debits.sql"),
+        include_str!("../../migrations/postgres/0005_usage_debits.sql"),
+    ),
 ];
 
 /// Postgres advisory lock id held while migrating, so nodes starting together take turns.

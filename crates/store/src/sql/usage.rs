@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Executor as _, Row};
 
 const COLUMNS: &str = "id, account_id, key_id, endpoint, public_model, upstream_model, provider, \
     input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, latency_ms, status, \
-    http_status, error_code, request_id, stream, created_at, attempts";
+    http_status, error_code, request_id, stream, created_at, attempts, ledger_entry_id";
 
 fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
     let status: String = row.try_get("status")?;
@@ -39,35 +39,93 @@ fn event_from_row(row: &AnyRow) -> Result<UsageEvent> {
         created_at: UnixMillis(row.try_get("created_at")?),
         attempts: serde_json::from_str(&row.try_get::<String, _>("attempts")?)
             .map_err(|e| StoreError::Backend(format!("bad usage attempts: {e}")))?,
+        ledger_entry_id: row.try_get("ledger_entry_id")?,
     })
+}
+
+/// A ledger debit with the id it is written under and the time it records.
+type Debit = (String, NewLedgerEntry, UnixMillis);
+
+/// A batch's debits: one per account and calendar month of the events' times (so monthly
+/// spend stays exact), dated at its last event, and for each event the index of the debit
+/// that pays for it (`None` when it cost nothing). A debit for one event reads as a
+/// per-request entry would: the endpoint and model, referencing the event.
+fn debits(events: &[UsageEvent]) -> (Vec<Debit>, Vec<Option<usize>>) {
+    struct Group<'a> {
+        first: &'a UsageEvent,
+        month: UnixMillis,
+        amount: Money,
+        last: UnixMillis,
+        events: usize,
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut paid_by = Vec::with_capacity(events.len());
+    for e in events {
+        if e.cost <= Money::ZERO {
+            paid_by.push(None);
+            continue;
+        }
+        let month = e.created_at.month_start();
+        let i = match groups
+            .iter()
+            .position(|g| g.first.account_id == e.account_id && g.month == month)
+        {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    first: e,
+                    month,
+                    amount: Money::ZERO,
+                    last: e.created_at,
+                    events: 0,
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.amount += e.cost;
+        g.last = g.last.max(e.created_at);
+        g.events += 1;
+        paid_by.push(Some(i));
+    }
+    let debits = groups
+        .into_iter()
+        .map(|g| {
+            let (reason, reference) = if g.events == 1 {
+                let e = g.first;
+                (
+                    format!("{} {}", e.endpoint, e.public_model),
+                    Some(e.id.0.clone()),
+                )
+            } else {
+                (format!("{} requests", g.events), None)
+            };
+            let entry = NewLedgerEntry {
+                account_id: g.first.account_id.clone(),
+                kind: LedgerKind::Usage,
+                amount: -g.amount,
+                reason,
+                reference,
+            };
+            (super::ledger::new_entry_id(), entry, g.last)
+        })
+        .collect();
+    (debits, paid_by)
 }
 
 impl SqlStore {
     /// A batch's statements, run inside the transaction `insert_usage` holds open: the
-    /// events, a ledger debit for each that cost something, and each key's last use.
+    /// events, their debits, and each key's last use.
     async fn write_batch(
         &self,
         conn: &mut AnyConnection,
         events: &[UsageEvent],
         rows: &[Vec<Cell<'_>>],
+        debits: &[Debit],
     ) -> std::result::Result<(), sqlx::Error> {
         self.insert_rows(conn, "usage_events", COLUMNS, rows)
             .await?;
-        let debits: Vec<(NewLedgerEntry, UnixMillis)> = events
-            .iter()
-            .filter(|e| e.cost > Money::ZERO)
-            .map(|e| {
-                let debit = NewLedgerEntry {
-                    account_id: e.account_id.clone(),
-                    kind: LedgerKind::Usage,
-                    amount: -e.cost,
-                    reason: format!("{} {}", e.endpoint, e.public_model),
-                    reference: Some(e.id.0.clone()),
-                };
-                (debit, e.created_at)
-            })
-            .collect();
-        super::ledger::append_many_in(self, conn, &debits).await?;
+        super::ledger::append_many_in(self, conn, debits).await?;
         // One update per key in the batch, not per event.
         let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
         for e in events {
@@ -101,10 +159,12 @@ impl UsageStore for SqlStore {
             .iter()
             .map(|e| serde_json::to_string(&e.attempts).unwrap_or_else(|_| "[]".to_owned()))
             .collect();
+        let (debits, paid_by) = debits(events);
         let rows: Vec<Vec<Cell<'_>>> = events
             .iter()
             .zip(&attempts)
-            .map(|(e, attempts)| {
+            .zip(paid_by)
+            .map(|((e, attempts), paid_by)| {
                 vec![
                     Cell::Text(Some(e.id.as_str())),
                     Cell::Text(Some(e.account_id.as_str())),
@@ -126,6 +186,7 @@ impl UsageStore for SqlStore {
                     Cell::Int(i64::from(e.stream)),
                     Cell::Int(e.created_at.0),
                     Cell::Text(Some(attempts)),
+                    Cell::Text(paid_by.map(|i| debits[i].0.as_str())),
                 ]
             })
             .collect();
@@ -139,7 +200,7 @@ impl UsageStore for SqlStore {
         };
         let mut result = conn.execute(begin).await.map(drop);
         if result.is_ok() {
-            result = self.write_batch(&mut conn, events, &rows).await;
+            result = self.write_batch(&mut conn, events, &rows, &debits).await;
         }
         if result.is_ok() {
             result = conn.execute("COMMIT").await.map(drop);

@@ -40,6 +40,7 @@ pub async fn list(
                 "stream": e.stream,
                 "request_id": e.request_id,
                 "attempts": e.attempts,
+                "ledger_entry_id": e.ledger_entry_id,
                 "created_at": rfc3339(e.created_at),
             })
         })
