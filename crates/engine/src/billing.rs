@@ -97,6 +97,11 @@ impl Meter {
         self.admission = Some(admission);
     }
 
+    /// The request's id (`X-Request-Id`), for the log lines about it.
+    pub(crate) fn request_id(&self) -> &str {
+        self.event.as_ref().map_or("", |e| e.request_id.as_str())
+    }
+
     /// The admission's rate-limit view, for response headers.
     pub(crate) fn rate(&self) -> Option<domain::RateDecision> {
         self.admission.as_ref().map(|a| a.rate)

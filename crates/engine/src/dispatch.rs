@@ -177,6 +177,7 @@ pub(crate) async fn dispatch(
             Err(TryError::Retry(f)) => {
                 meter.attempt(&name, &f.outcome, latency);
                 tracing::warn!(
+                    request_id = meter.request_id(),
                     deployment = %name,
                     error = %f.error.message,
                     "upstream try failed"

@@ -1,5 +1,6 @@
 //! Structured logs with `tracing`: readable text by default, JSON on request. Request spans
-//! carry method, path and request id only: never keys, passwords, queries or bodies.
+//! (at DEBUG) carry method, path and request id only: never keys, passwords, queries or
+//! bodies.
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;

@@ -249,6 +249,20 @@ async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exi
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    // A request every deployment fails: its failures are logged under its request id.
+    fake.script(std::iter::repeat_n(
+        Behavior::Status(500, json!({ "error": { "message": "boom" } })),
+        3,
+    ));
+    let r = client
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-failing-42")
+        .json(&json!({ "model": "fast", "messages": [{ "role": "user", "content": prompt }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
     fake.script([Behavior::Slow {
         chunks: 8,
         every: Duration::from_millis(150),
@@ -283,18 +297,29 @@ async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exi
         .unwrap();
     let events = store.list_usage(&account.id, 100, 0).await.unwrap();
     assert_eq!(
-        events.total, 6,
+        events.total, 7,
         "every request's usage was written before exit"
     );
-    assert!(events
+    let (failed, ok): (Vec<_>, Vec<_>) = events
         .items
         .iter()
-        .all(|e| e.status == domain::UsageStatus::Ok));
+        .partition(|e| e.request_id == "req-failing-42");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, domain::UsageStatus::Error);
+    assert!(ok.iter().all(|e| e.status == domain::UsageStatus::Ok));
     assert!(events.items[0].stream);
     store.close().await;
 
     let logs = gw.logs.lock().unwrap().clone();
     assert!(logs.contains("stopped; all usage written"), "{logs}");
+    let logged = |message: &str| {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == message && l["request_id"] == "req-failing-42")
+            .count()
+    };
+    assert_eq!(logged("upstream try failed"), 3, "{logs}");
+    assert_eq!(logged("request failed"), 1, "{logs}");
     for secret in [key.as_str(), PASSWORD, prompt, token.as_str()] {
         assert!(!logs.contains(secret), "logs leak {secret:?}");
     }

@@ -27,7 +27,18 @@ pub(crate) async fn relay(
 ) -> ApiResult<Response> {
     let relayed = engine
         .relay(&auth.0, ingress, &body.0, request_id.as_str())
-        .await?;
+        .await
+        .inspect_err(|e| {
+            // The gateway's or an upstream's failure: worth an operator's look, by request id.
+            if e.code.status() >= 500 {
+                tracing::warn!(
+                    request_id = request_id.as_str(),
+                    code = e.code.as_str(),
+                    error = %e.message,
+                    "request failed"
+                );
+            }
+        })?;
     let (mut resp, provider, rate) = match relayed {
         Relayed::Complete {
             body,
