@@ -198,7 +198,7 @@ impl Engine {
 
 impl Engine {
     fn token_hash(&self, token: &str) -> String {
-        domain::api_key::peppered_hash(&self.settings.pepper, token)
+        self.pepper.hash(token)
     }
 }
 

@@ -85,6 +85,8 @@ pub struct Engine {
     pub(crate) usage: usage::UsageSink,
     pub(crate) tasks: tasks::Tasks,
     pub(crate) settings: EngineSettings,
+    /// `settings.pepper`, keyed once.
+    pub(crate) pepper: domain::api_key::Pepper,
 }
 
 impl Engine {
@@ -116,6 +118,7 @@ impl Engine {
             feed: feed::Feed::default(),
             usage,
             tasks,
+            pepper: domain::api_key::Pepper::new(&settings.pepper),
             settings,
         });
         engine.start_feed(engine.settings.change_poll);
