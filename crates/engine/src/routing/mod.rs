@@ -200,10 +200,13 @@ impl Router {
     /// Deployment indexes of `model` in strategy order.
     fn order(&self, model: &PublicModel, strategy: Strategy) -> Vec<usize> {
         let n = model.deployments.len();
+        if n <= 1 {
+            return (0..n).collect();
+        }
         let mut rng = rand::thread_rng();
         // A weighted random key per deployment (Efraimidis–Spirakis): sorting by it draws
         // an order in which each deployment leads with probability weight / total.
-        let mut draw: Vec<f64> = model
+        let draw: Vec<f64> = model
             .deployments
             .iter()
             .map(|d| {
@@ -214,9 +217,6 @@ impl Router {
                 }
             })
             .collect();
-        if n == 1 {
-            draw[0] = 1.0;
-        }
         let mut idx: Vec<usize> = (0..n).collect();
         let by_draw = |a: &usize, b: &usize| draw[*b].total_cmp(&draw[*a]);
         match strategy {
