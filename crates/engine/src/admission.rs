@@ -4,9 +4,9 @@
 
 use crate::auth::Authenticated;
 use crate::wallet::{KeySpend, Wallet};
+use crate::FastMap;
 use crate::{internal, Engine};
 use domain::{ApiError, ErrorCode, Gcra, KeyId, Money, Plan, RateDecision, UnixMillis};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -40,7 +40,7 @@ struct KeyLimiter {
 
 #[derive(Default)]
 pub struct Limiters {
-    keys: RwLock<HashMap<KeyId, Arc<KeyLimiter>>>,
+    keys: RwLock<FastMap<KeyId, Arc<KeyLimiter>>>,
 }
 
 impl Limiters {

@@ -1,9 +1,9 @@
 //! Authentication of `/v1` requests by API key, served from an in-memory cache so the hot path
 //! never waits on the database. Any change to a key or its account invalidates its entry.
 
+use crate::FastMap;
 use crate::{internal, Engine};
 use domain::{Account, AccountStatus, ApiError, ApiKeyRecord, ApiKeySecret, ErrorCode, UnixMillis};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ enum Entry {
 
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<FastMap<String, Entry>>,
     /// Bumped by every invalidation; a lookup that raced one does not fill the cache.
     generation: AtomicU64,
 }

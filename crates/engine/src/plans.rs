@@ -1,14 +1,14 @@
 //! Plans in memory: loaded at start, replaced on every admin edit, read on the hot path.
 
+use crate::FastMap;
 use crate::{internal, Engine};
 use domain::{ApiError, ErrorCode, Plan, UnixMillis};
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use store::Store;
 
 #[derive(Default)]
 pub struct PlanBook {
-    plans: RwLock<HashMap<String, Arc<Plan>>>,
+    plans: RwLock<FastMap<String, Arc<Plan>>>,
 }
 
 impl PlanBook {

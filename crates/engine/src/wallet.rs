@@ -5,8 +5,8 @@
 //! Clustering (a later issue) moves this state to Redis behind the same operations:
 //! `try_reserve`, `settle`, `release`, `credit`, each one atomic script.
 
+use crate::FastMap;
 use domain::{AccountId, ErrorCode, KeyId, Money, UnixMillis};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use store::{Store, StoreError};
 
@@ -152,8 +152,8 @@ impl KeySpend {
 
 #[derive(Default)]
 pub struct Wallets {
-    accounts: RwLock<HashMap<AccountId, Arc<Wallet>>>,
-    keys: RwLock<HashMap<KeyId, Arc<KeySpend>>>,
+    accounts: RwLock<FastMap<AccountId, Arc<Wallet>>>,
+    keys: RwLock<FastMap<KeyId, Arc<KeySpend>>>,
     /// Credits hold this exclusively while they write the ledger and apply the amount; loads
     /// hold it shared while they read the balance and install the wallet. So a load never
     /// misses a credit nor sees one twice. Both are rare; requests never touch it.

@@ -7,11 +7,11 @@
 pub mod auto;
 pub mod health;
 
+use crate::FastMap;
 use domain::{ProviderId, PublicModel, Strategy};
 use health::{BreakerSettings, DeploymentHealth, HealthReport, HealthState, KeyRing};
 use protocol::openai::{ProviderPrefs, SortBy};
 use rand::Rng;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -96,12 +96,12 @@ impl Candidate {
 }
 
 pub(crate) struct Router {
-    providers: HashMap<ProviderId, Arc<ProviderState>>,
+    providers: FastMap<ProviderId, Arc<ProviderState>>,
     /// By `provider/upstream_model`: one health record however many models share it.
-    health: HashMap<String, Arc<DeploymentHealth>>,
+    health: FastMap<String, Arc<DeploymentHealth>>,
     /// The same records by public model, in the order of its deployments, so a request
     /// finds them without building a key.
-    by_model: HashMap<String, Vec<Arc<DeploymentHealth>>>,
+    by_model: FastMap<String, Vec<Arc<DeploymentHealth>>>,
     pub settings: RoutingSettings,
 }
 
@@ -111,7 +111,7 @@ impl Router {
         catalog: &domain::Catalog,
         settings: RoutingSettings,
     ) -> Self {
-        let providers: HashMap<_, _> = providers
+        let providers: FastMap<_, _> = providers
             .into_iter()
             .map(|p| {
                 let state = ProviderState {
@@ -125,8 +125,8 @@ impl Router {
                 (p.id, Arc::new(state))
             })
             .collect();
-        let mut health: HashMap<String, Arc<DeploymentHealth>> = HashMap::new();
-        let mut by_model = HashMap::new();
+        let mut health: FastMap<String, Arc<DeploymentHealth>> = FastMap::default();
+        let mut by_model = FastMap::default();
         for m in catalog.iter() {
             let records = m
                 .deployments
