@@ -86,7 +86,7 @@ pub async fn measure(kind: Kind, events: usize, steady_rate: u32) -> Result<Opti
         account_id: account.clone(),
         name: "bench".into(),
         prefix: secret.display_prefix(),
-        hash: secret.hash(b"bench"),
+        hash: secret.hash(&domain::api_key::Pepper::new(b"bench")),
         disabled: false,
         monthly_limit: None,
         allowed_models: None,

@@ -56,11 +56,7 @@ impl ApiKeySecret {
         &self.0
     }
 
-    pub fn hash(&self, pepper: &[u8]) -> KeyHash {
-        self.hash_with(&Pepper::new(pepper))
-    }
-
-    pub fn hash_with(&self, pepper: &Pepper) -> KeyHash {
+    pub fn hash(&self, pepper: &Pepper) -> KeyHash {
         KeyHash(pepper.hash(&self.0))
     }
 
@@ -102,11 +98,6 @@ impl fmt::Debug for Pepper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Pepper(…)")
     }
-}
-
-/// HMAC-SHA256 of `value` keyed by `pepper`, as lowercase hex.
-pub fn peppered_hash(pepper: &[u8], value: &str) -> String {
-    Pepper::new(pepper).hash(value)
 }
 
 fn checksum(random: &str) -> String {
@@ -165,10 +156,6 @@ mod tests {
         let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
         assert_eq!(pepper.hash("what do ya want for nothing?"), expected);
         assert_eq!(pepper.hash("what do ya want for nothing?"), expected);
-        assert_eq!(
-            peppered_hash(b"Jefe", "what do ya want for nothing?"),
-            expected
-        );
         assert_eq!(format!("{pepper:?}"), "Pepper(…)");
     }
 
@@ -179,8 +166,11 @@ mod tests {
         assert!(s.starts_with("sk-sy-"));
         assert_eq!(s.len(), 6 + 32 + 6);
         assert_eq!(ApiKeySecret::parse(s), Some(k.clone()));
-        assert_eq!(k.hash(b"pepper").0.len(), 64);
-        assert_ne!(k.hash(b"pepper"), k.hash(b"other"));
+        assert_eq!(k.hash(&Pepper::new(b"pepper")).0.len(), 64);
+        assert_ne!(
+            k.hash(&Pepper::new(b"pepper")),
+            k.hash(&Pepper::new(b"other"))
+        );
         assert_eq!(k.display_prefix().len(), 10);
         assert!(!format!("{k:?}").contains(&s[10..]));
     }

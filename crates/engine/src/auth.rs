@@ -102,7 +102,7 @@ impl Engine {
         })?;
         let invalid = || ApiError::new(ErrorCode::InvalidApiKey, "invalid API key");
         let secret = ApiKeySecret::parse(presented.trim()).ok_or_else(invalid)?;
-        let hash = secret.hash_with(&self.pepper).0;
+        let hash = secret.hash(&self.pepper).0;
         let grant = match self.keys.get(&hash) {
             Some(found) => found,
             None => self.load_key(hash).await?,

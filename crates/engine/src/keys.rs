@@ -51,7 +51,7 @@ impl Engine {
             account_id: account.clone(),
             name,
             prefix: secret.display_prefix(),
-            hash: secret.hash_with(&self.pepper),
+            hash: secret.hash(&self.pepper),
             disabled: false,
             monthly_limit: req.monthly_limit,
             allowed_models: req.allowed_models,

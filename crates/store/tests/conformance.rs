@@ -1,6 +1,7 @@
 //! The storage conformance suite: every port's contract, run against SQLite and Postgres.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use domain::api_key::Pepper;
 use domain::{
     Account, AccountId, AccountStatus, ApiKeyRecord, ApiKeySecret, KeyId, Money, Role, UnixMillis,
     UsageEvent, UsageId, UsageStatus,
@@ -73,7 +74,7 @@ fn key(account: &AccountId, created_at: i64) -> (ApiKeySecret, ApiKeyRecord) {
         account_id: account.clone(),
         name: "k".into(),
         prefix: secret.display_prefix(),
-        hash: secret.hash(b"pepper"),
+        hash: secret.hash(&Pepper::new(b"pepper")),
         disabled: false,
         monthly_limit: Some("12.5".parse().unwrap()),
         allowed_models: Some(vec!["fast".into(), "embed".into()]),
@@ -211,7 +212,7 @@ on_every_backend!(
             "not another's key"
         );
         let (by_hash, owner) = s
-            .key_by_hash(&secret.hash(b"pepper"))
+            .key_by_hash(&secret.hash(&Pepper::new(b"pepper")))
             .await
             .unwrap()
             .unwrap();
@@ -238,7 +239,7 @@ on_every_backend!(
             .await
             .unwrap());
         assert!(s
-            .key_by_hash(&secret.hash(b"pepper"))
+            .key_by_hash(&secret.hash(&Pepper::new(b"pepper")))
             .await
             .unwrap()
             .is_none());

@@ -124,8 +124,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Not `axum::serve`: its connections sniff for the HTTP/2 preface first, which hands hyper
 /// the request in two reads and doubles each connection's read buffer to 16 KiB (a held
-/// stream cost 46 KB of RSS with it, 35 KB without). Cleartext HTTP/2 is not offered; HTTP/2 clients reach
-/// the gateway through the TLS-terminating proxy in front of it.
+/// stream cost 46 KB of RSS with it, 35 KB without). Cleartext HTTP/2 is not offered;
+/// HTTP/2 clients reach the gateway through the TLS-terminating proxy in front of it.
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
