@@ -39,6 +39,9 @@ pub struct Options {
     /// first byte) or `streams` (RSS per held stream).
     #[arg(long, value_parser = ["cpu", "open", "ttfb", "streams"])]
     only: Option<String>,
+    /// With `--profile-secs`: hold `gateway` (default) or the bare `proxy` under load.
+    #[arg(long, value_parser = ["gateway", "proxy"], default_value = "gateway")]
+    profile_target: String,
     /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
     #[arg(long)]
     wrap: Option<String>,
@@ -430,10 +433,15 @@ output_price = "0.30"
         return Ok(());
     }
     if let Some(secs) = opts.profile_secs {
-        println!("gateway pid {}", gateway.pid());
+        let (name, target, pid) = if opts.profile_target == "proxy" {
+            ("proxy", &via_proxy, proxy.pid())
+        } else {
+            ("gateway", &via_gateway, gateway.pid())
+        };
+        println!("{name} pid {pid}");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let m = load::closed(&via_gateway, small, 8, Duration::from_secs(secs)).await?;
-        check("gateway", &m)?;
+        let m = load::closed(target, small, 8, Duration::from_secs(secs)).await?;
+        check(name, &m)?;
         println!("{} requests, {:.0} req/s", m.requests, m.rps());
         // Time for a profiler to take its snapshot once the usage writer caught up.
         let drained = settled(&via_gateway).await?;

@@ -29,6 +29,23 @@ pub struct ApiKeySecret(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyHash(pub String);
 
+/// A `KeyHash` as its 32 bytes: what the in-memory key cache is keyed by, so the request path
+/// never formats hex.
+pub type KeyDigest = [u8; 32];
+
+impl KeyHash {
+    pub fn from_digest(d: &KeyDigest) -> Self {
+        Self(hex::encode(d))
+    }
+
+    /// The bytes, when this is a well-formed hash.
+    pub fn digest(&self) -> Option<KeyDigest> {
+        let mut d = [0u8; 32];
+        hex::decode_to_slice(&self.0, &mut d).ok()?;
+        Some(d)
+    }
+}
+
 impl ApiKeySecret {
     /// Mints a new random key.
     pub fn generate() -> Self {
@@ -57,7 +74,12 @@ impl ApiKeySecret {
     }
 
     pub fn hash(&self, pepper: &Pepper) -> KeyHash {
-        KeyHash(pepper.hash(&self.0))
+        KeyHash::from_digest(&self.digest(pepper))
+    }
+
+    /// `hash` as bytes.
+    pub fn digest(&self, pepper: &Pepper) -> KeyDigest {
+        pepper.digest(&self.0)
     }
 
     /// The part shown in listings, e.g. `sk-sy-AbC1`.
@@ -88,9 +110,14 @@ impl Pepper {
 
     /// HMAC-SHA256 of `value`, as lowercase hex.
     pub fn hash(&self, value: &str) -> String {
+        hex::encode(self.digest(value))
+    }
+
+    /// HMAC-SHA256 of `value`.
+    pub fn digest(&self, value: &str) -> [u8; 32] {
         let mut mac = self.0.clone();
         mac.update(value.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac.finalize().into_bytes().into()
     }
 }
 

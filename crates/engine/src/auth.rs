@@ -3,7 +3,10 @@
 
 use crate::FastMap;
 use crate::{internal, Engine};
-use domain::{Account, AccountStatus, ApiError, ApiKeyRecord, ApiKeySecret, ErrorCode, UnixMillis};
+use domain::api_key::KeyDigest;
+use domain::{
+    Account, AccountStatus, ApiError, ApiKeyRecord, ApiKeySecret, ErrorCode, KeyHash, UnixMillis,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -45,22 +48,22 @@ enum Entry {
 
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<FastMap<String, Entry>>,
+    entries: RwLock<FastMap<KeyDigest, Entry>>,
     /// Bumped by every invalidation; a lookup that raced one does not fill the cache.
     generation: AtomicU64,
 }
 
 impl KeyCache {
-    fn get(&self, hash: &str) -> Option<Option<Arc<KeyGrant>>> {
+    fn get(&self, digest: &KeyDigest) -> Option<Option<Arc<KeyGrant>>> {
         let map = self.entries.read().ok()?;
-        match map.get(hash)? {
+        match map.get(digest)? {
             Entry::Found(g) => Some(Some(g.clone())),
             Entry::Missing { until } if Instant::now() < *until => Some(None),
             Entry::Missing { .. } => None,
         }
     }
 
-    fn fill(&self, hash: String, entry: Entry, generation: u64) {
+    fn fill(&self, digest: KeyDigest, entry: Entry, generation: u64) {
         let Ok(mut map) = self.entries.write() else {
             return;
         };
@@ -70,14 +73,14 @@ impl KeyCache {
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
-        map.insert(hash, entry);
+        map.insert(digest, entry);
     }
 
     /// Forgets one key.
-    pub fn invalidate_key(&self, hash: &str) {
+    pub fn invalidate_key(&self, hash: &KeyHash) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut map) = self.entries.write() {
-            map.remove(hash);
+        if let (Ok(mut map), Some(digest)) = (self.entries.write(), hash.digest()) {
+            map.remove(&digest);
         }
     }
 
@@ -102,10 +105,10 @@ impl Engine {
         })?;
         let invalid = || ApiError::new(ErrorCode::InvalidApiKey, "invalid API key");
         let secret = ApiKeySecret::parse(presented.trim()).ok_or_else(invalid)?;
-        let hash = secret.hash(&self.pepper).0;
-        let grant = match self.keys.get(&hash) {
+        let digest = secret.digest(&self.pepper);
+        let grant = match self.keys.get(&digest) {
             Some(found) => found,
-            None => self.load_key(hash).await?,
+            None => self.load_key(digest).await?,
         };
         let grant = grant.ok_or_else(invalid)?;
         if !grant.key.is_usable_at(UnixMillis::now()) {
@@ -128,11 +131,11 @@ impl Engine {
         Ok(Authenticated { grant })
     }
 
-    async fn load_key(&self, hash: String) -> Result<Option<Arc<KeyGrant>>, ApiError> {
+    async fn load_key(&self, digest: KeyDigest) -> Result<Option<Arc<KeyGrant>>, ApiError> {
         let generation = self.keys.generation.load(Ordering::Acquire);
         let found = self
             .store
-            .key_by_hash(&domain::KeyHash(hash.clone()))
+            .key_by_hash(&KeyHash::from_digest(&digest))
             .await
             .map_err(|e| internal("looking up an API key", e))?;
         let grant = found.map(|(key, account)| Arc::new(KeyGrant { key, account }));
@@ -142,7 +145,7 @@ impl Engine {
                 until: Instant::now() + NEGATIVE_TTL,
             },
         };
-        self.keys.fill(hash, entry, generation);
+        self.keys.fill(digest, entry, generation);
         Ok(grant)
     }
 }

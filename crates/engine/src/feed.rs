@@ -101,7 +101,7 @@ impl Engine {
         }
         tracing::debug!(change = %c.id, "applying a change from another process");
         match c.kind {
-            ChangeKind::Key(hash) => self.keys.invalidate_key(&hash.0),
+            ChangeKind::Key(hash) => self.keys.invalidate_key(&hash),
             ChangeKind::Account(account) => self.keys.invalidate_account(&account),
             ChangeKind::Plans => match crate::plans::PlanBook::load(self.store.as_ref()).await {
                 Ok(book) => self.plans.replace(book),

@@ -66,7 +66,7 @@ impl Engine {
             .insert_key(&record)
             .await
             .map_err(|e| internal("storing a key", e))?;
-        self.keys.invalidate_key(&record.hash.0);
+        self.keys.invalidate_key(&record.hash);
         Ok((record, secret))
     }
 
@@ -120,7 +120,7 @@ impl Engine {
             .delete_key(account, id, UnixMillis::now())
             .await
             .map_err(|e| internal("deleting a key", e))?;
-        self.keys.invalidate_key(&key.hash.0);
+        self.keys.invalidate_key(&key.hash);
         self.publish(domain::ChangeKind::Key(key.hash.clone()))
             .await;
         if deleted {
@@ -136,7 +136,7 @@ impl Engine {
             .update_key(key)
             .await
             .map_err(|e| internal("updating a key", e))?;
-        self.keys.invalidate_key(&key.hash.0);
+        self.keys.invalidate_key(&key.hash);
         self.publish(domain::ChangeKind::Key(key.hash.clone()))
             .await;
         Ok(())

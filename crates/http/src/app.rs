@@ -4,9 +4,10 @@
 
 use crate::error::in_shape_of;
 use crate::error::ErrorResponse;
+use crate::request_id::{RequestIdLayer, REQUEST_ID};
 use crate::routes::{anthropic, api, gemini, health, v1};
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
-use axum::http::{HeaderName, Method};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Extension, Router};
@@ -16,9 +17,6 @@ use protocol::Protocol;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::trace::TraceLayer;
 
 /// HTTP settings from configuration.
@@ -39,25 +37,10 @@ impl Default for HttpSettings {
     }
 }
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Time-ordered request ids (UUIDv7), so logs sort by arrival.
-#[derive(Clone, Copy)]
-struct MakeId;
-
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
-        axum::http::HeaderValue::from_str(id)
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
 /// The whole HTTP surface. `extra` routes (the dashboard's pages, later) are served under the
 /// same layers and auth rules as everything else.
 pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Engine>>) -> Router {
+    let settings = Arc::new(settings);
     // `/v1` is the hot path: its routes sit in the top router rather than a nested one, which
     // would rebuild every request's URI without the prefix.
     let v1 = Router::new()
@@ -127,44 +110,50 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         )
         .route("/admin/ledger/verify", get(api::admin::verify_ledger))
         .route("/admin/providers", get(api::admin::providers))
-        .fallback(not_found);
+        .fallback(not_found)
+        // Settings the handlers read (the session cookie's flags).
+        .layer(Extension(settings.clone()));
 
     let max_body = settings.max_body_bytes;
+    // Built only when DEBUG is on for this crate: with it off, the span would not be recorded
+    // but the layer would still wrap every request.
+    let trace = tracing::enabled!(target: "http_api", tracing::Level::DEBUG).then(|| {
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            .on_failure(())
+    });
+    // Either way the layer below sees one response type.
+    let trace = trace.map(|t| {
+        ServiceBuilder::new()
+            .map_response(|r: Response<_>| r.map(axum::body::Body::new))
+            .layer(t)
+    });
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .merge(v1)
         .nest("/v1beta", v1beta)
         .nest("/api", api)
-        .merge(extra)
+        .merge(extra.layer(Extension(settings.clone())))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
         .layer(
             // Outermost first.
             ServiceBuilder::new()
-                // 1. Give every request an id (keep a client's own) …
-                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeId))
-                // 2. … and echo it on every response.
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                // 3. One span per request at DEBUG: method, path, id; never bodies, keys or
-                // queries. At INFO it costs nothing: building it cost ~5% of a relayed
-                // request's CPU, and nothing is logged inside a request that succeeds. A relayed
-                // request's failures carry its request id (each failed upstream try, any 5xx
-                // answer); storage errors and panics are logged where they happen.
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request| {
-                            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                        })
-                        .on_failure(()),
-                )
-                // 4. A panic becomes a 500 in the API's error shape, not a dropped connection.
+                // 1. Every request gets an id (a client's own is kept), echoed on its response.
+                .layer(RequestIdLayer)
+                // 2. A panic becomes a 500 in the API's error shape, not a dropped connection.
                 .layer(CatchPanicLayer::custom(panic_response))
-                // 5. Settings the handlers read.
-                .layer(Extension(Arc::new(settings)))
-                // 6. Bodies past the limit fail extraction with 413.
+                // 3. With DEBUG logging on, one span per request: method, path, id; never
+                // bodies, keys or queries. Nothing is logged inside a request that succeeds;
+                // a relayed request's failures carry its request id (each failed upstream
+                // try, any 5xx answer); storage errors and panics are logged where they happen.
+                .option_layer(trace)
+                // 4. Bodies past the limit fail extraction with 413.
                 .layer(DefaultBodyLimit::max(max_body)),
         )
 }

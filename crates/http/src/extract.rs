@@ -4,7 +4,7 @@
 use crate::error::ErrorResponse;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
+use axum::http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue};
 use domain::{Account, ErrorCode};
 use engine::auth::Authenticated;
 use engine::Engine;
@@ -16,22 +16,24 @@ pub const SESSION_COOKIE: &str = "switchyard_session";
 
 /// The raw API key a `/v1` request presented, from (in order) `Authorization: Bearer`,
 /// `X-Api-Key`, `x-goog-api-key` or the `key` query parameter.
-pub fn presented_key(parts: &Parts) -> Option<String> {
-    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(auth) = h("authorization") {
+pub fn presented_key(parts: &Parts) -> Option<&str> {
+    static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    static X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+    let h = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(auth) = h(&header::AUTHORIZATION) {
         let token = auth
             .strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("bearer "));
-        return Some(token.unwrap_or(auth).trim().to_owned());
+        return Some(token.unwrap_or(auth).trim());
     }
-    if let Some(k) = h("x-api-key").or_else(|| h("x-goog-api-key")) {
-        return Some(k.trim().to_owned());
+    if let Some(k) = h(&X_API_KEY).or_else(|| h(&X_GOOG_API_KEY)) {
+        return Some(k.trim());
     }
     parts.uri.query().and_then(|q| {
         q.split('&')
             .filter_map(|pair| pair.split_once('='))
             .find(|(k, _)| *k == "key")
-            .map(|(_, v)| v.to_owned())
+            .map(|(_, v)| v)
     })
 }
 
@@ -52,7 +54,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestIdHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get("x-request-id").cloned()))
+        Ok(Self(
+            parts.headers.get(&crate::request_id::REQUEST_ID).cloned(),
+        ))
     }
 }
 
@@ -66,8 +70,7 @@ impl FromRequestParts<Arc<Engine>> for ApiKeyAuth {
         parts: &mut Parts,
         engine: &Arc<Engine>,
     ) -> Result<Self, Self::Rejection> {
-        let key = presented_key(parts);
-        Ok(Self(engine.authenticate(key.as_deref()).await?))
+        Ok(Self(engine.authenticate(presented_key(parts)).await?))
     }
 }
 

@@ -4,6 +4,7 @@
 mod app;
 mod error;
 mod extract;
+mod request_id;
 mod routes;
 
 pub use app::{router, HttpSettings};

@@ -48,8 +48,16 @@ impl<'a> RawMap<'a> {
                 Err(e) => Err(JsonError::Syntax(e.to_string())),
             };
         }
+        // UTF-8 is checked once, here, over the whole body: parsing bytes would check each
+        // string and each raw value again on its own.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            JsonError::Syntax(format!(
+                "invalid UTF-8 at byte {} of the body",
+                e.valid_up_to()
+            ))
+        })?;
         let obj: RawMap<'a> =
-            serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
         for (i, (k, _)) in obj.fields.iter().enumerate() {
             if obj.fields[..i].iter().any(|(prev, _)| prev == k) {
                 return Err(JsonError::DuplicateField(k.to_string()));
@@ -122,12 +130,30 @@ impl<'a> RawMap<'a> {
             .sum::<usize>()
             + 2;
         let mut out = Vec::with_capacity(size);
-        // Writing to a Vec cannot fail; an error here would mean a broken RawValue.
-        if serde_json::to_writer(&mut out, self).is_err() {
-            out.clear();
-            out.extend_from_slice(b"{}");
+        out.push(b'{');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_key(&mut out, k);
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
         }
+        out.push(b'}');
         out
+    }
+}
+
+/// A key as a JSON string: copied when nothing in it needs escaping (the usual case), else
+/// escaped by serde_json.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, key).is_err() {
+        // Writing a string to a Vec cannot fail.
+        out.extend_from_slice(b"\"\"");
     }
 }
 
@@ -247,6 +273,24 @@ mod tests {
         assert!(matches!(
             RawMap::borrowed(br#"{"a":1,"a":2}"#),
             Err(JsonError::DuplicateField(k)) if k == "a"
+        ));
+    }
+
+    #[test]
+    fn keys_that_need_escaping_are_written_escaped_and_bad_utf8_is_a_syntax_error() {
+        let body = "{\"a\\\"b\":1,\"c\\\\d\":2,\"e\\u0001\":3,\"\u{e9}\":4}";
+        let m = RawMap::borrowed(body.as_bytes()).unwrap();
+        assert_eq!(m.get("a\"b").map(RawValue::get), Some("1"));
+        assert_eq!(m.get("e\u{1}").map(RawValue::get), Some("3"));
+        let again = RawMap::borrowed(&m.to_vec()).unwrap().to_vec();
+        assert_eq!(again, m.to_vec());
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&m.to_vec()).unwrap(),
+            serde_json::from_str::<serde_json::Value>(body).unwrap()
+        );
+        assert!(matches!(
+            RawMap::borrowed(b"{\"a\":\"\xff\"}"),
+            Err(JsonError::Syntax(m)) if m == "invalid UTF-8 at byte 6 of the body"
         ));
     }
 

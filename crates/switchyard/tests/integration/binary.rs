@@ -320,9 +320,54 @@ async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exi
     };
     assert_eq!(logged("upstream try failed"), 3, "{logs}");
     assert_eq!(logged("request failed"), 1, "{logs}");
+    assert!(
+        !logs.contains("finished processing request"),
+        "no per-request lines at the default level: {logs}"
+    );
     for secret in [key.as_str(), PASSWORD, prompt, token.as_str()] {
         assert!(!logs.contains(secret), "logs leak {secret:?}");
     }
+}
+
+#[tokio::test]
+async fn with_debug_logging_each_request_is_logged_in_a_span_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = spawn_gateway(
+        dir.path(),
+        &["serve"],
+        &[("RUST_LOG", "info,http_api=debug,tower_http=debug")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/v1/models", gw.base))
+        .header("x-request-id", "req-debug-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["x-request-id"], "req-debug-7");
+    // A request without an id gets one, and its span names it.
+    let r = client
+        .get(format!("{}/health", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let made = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    sigterm(&gw.child).await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), gw.child.wait()).await;
+    let logs = gw.logs.lock().unwrap().clone();
+    let finished = |id: &str| {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| {
+                l["message"] == "finished processing request" && l["span"]["request_id"] == id
+            })
+            .count()
+    };
+    assert_eq!(finished("req-debug-7"), 1, "{logs}");
+    assert_eq!(finished(&made), 1, "{logs}");
 }
 
 #[tokio::test]
