@@ -14,7 +14,9 @@ macro_rules! id_type {
         impl $name {
             /// A new, time-ordered id.
             pub fn generate() -> Self {
-                Self(uuid::Uuid::now_v7().to_string())
+                // Encoded into a buffer: `to_string` would go through the formatter.
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                Self(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf).to_owned())
             }
 
             pub fn as_str(&self) -> &str {

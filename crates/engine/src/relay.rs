@@ -164,7 +164,7 @@ impl Engine {
             Ingress::OpenAi(endpoint) => {
                 let (ext, primary) = RouteExtensions::take(&mut obj).map_err(invalid)?;
                 if let Some(p) = primary {
-                    obj.set("model", &p);
+                    obj.set_str("model", &p);
                 }
                 let facts = RequestFacts::read(endpoint, &obj).map_err(invalid)?;
                 let inbound = Inbound {

@@ -829,7 +829,7 @@ impl PassThrough {
             self.finished = true;
         }
         if obj.contains("modelVersion") {
-            obj.set("modelVersion", &self.model);
+            obj.set_str("modelVersion", &self.model);
             seen.frame = data_frame(&obj.to_vec());
         }
         seen

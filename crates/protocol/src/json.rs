@@ -107,6 +107,20 @@ impl<'a> RawMap<'a> {
         self.set_raw(key, raw);
     }
 
+    /// `set` for a string value, without a trip through serde's serializer (which also
+    /// reallocates to shrink its buffer): the field a relay rewrites on every request and
+    /// every stream chunk.
+    pub fn set_str(&mut self, key: &str, value: &str) {
+        let mut text = Vec::with_capacity(value.len() + 2);
+        write_string(&mut text, value);
+        let Ok(text) = String::from_utf8(text) else {
+            return;
+        };
+        if let Ok(raw) = RawValue::from_string(text) {
+            self.set_raw(key, raw);
+        }
+    }
+
     pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = Cow::Owned(raw),
@@ -135,7 +149,7 @@ impl<'a> RawMap<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            write_key(&mut out, k);
+            write_string(&mut out, k);
             out.push(b':');
             out.extend_from_slice(v.get().as_bytes());
         }
@@ -144,9 +158,9 @@ impl<'a> RawMap<'a> {
     }
 }
 
-/// A key as a JSON string: copied when nothing in it needs escaping (the usual case), else
-/// escaped by serde_json.
-fn write_key(out: &mut Vec<u8>, key: &str) {
+/// A JSON string: copied when nothing in it needs escaping (the usual case), else escaped by
+/// serde_json.
+fn write_string(out: &mut Vec<u8>, key: &str) {
     if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
@@ -282,6 +296,14 @@ mod tests {
         let m = RawMap::borrowed(body.as_bytes()).unwrap();
         assert_eq!(m.get("a\"b").map(RawValue::get), Some("1"));
         assert_eq!(m.get("e\u{1}").map(RawValue::get), Some("3"));
+        let mut m = m;
+        m.set_str("q", "say \"hi\"\n\u{1}");
+        assert_eq!(
+            m.get_as::<String>("q").unwrap().as_deref(),
+            Some("say \"hi\"\n\u{1}")
+        );
+        m.set_str("plain", "gemma3:4b");
+        assert_eq!(m.get("plain").map(RawValue::get), Some("\"gemma3:4b\""));
         let again = RawMap::borrowed(&m.to_vec()).unwrap().to_vec();
         assert_eq!(again, m.to_vec());
         assert_eq!(

@@ -3,12 +3,9 @@
 //! the key is presented (`Authorization: Bearer`; `x-api-key` with `anthropic-version`;
 //! `x-goog-api-key`). Timeouts, pooling and body limits are shared.
 
-use crate::{
-    BodyStream, ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
-};
+use crate::{ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -18,7 +15,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use protocol::openai::Endpoint;
 use protocol::Protocol;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Idle pooled connections are closed after this, shorter than common server keep-alives.
@@ -204,10 +204,16 @@ impl Upstream for HttpUpstream {
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         let started = tokio::time::Instant::now();
         let wait = self.first_byte_timeout.min(self.total_timeout);
-        let resp = match tokio::time::timeout(wait, self.client.request(request)).await {
-            Err(_) => return Err(UpstreamError::Timeout(wait)),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(r)) => r,
+        // One timer serves the whole exchange: the answer's head and first chunk are due by
+        // `wait`, and the body reader moves it on for each later chunk.
+        let mut timer = Box::pin(tokio::time::sleep_until(started + wait));
+        let resp = tokio::select! {
+            biased;
+            r = self.client.request(request) => match r {
+                Ok(r) => r,
+                Err(e) => return Err(classify(&e)),
+            },
+            () = &mut timer => return Err(UpstreamError::Timeout(wait)),
         };
         let (parts, body) = resp.into_parts();
         let header = |name| {
@@ -220,16 +226,18 @@ impl Upstream for HttpUpstream {
             status: parts.status.as_u16(),
             content_type: header(CONTENT_TYPE).map(str::to_owned),
             retry_after: header(http::header::RETRY_AFTER).and_then(|v| v.trim().parse().ok()),
-            body: limited(
-                body.into_data_stream(),
-                BodyLimits {
-                    first_by: started + wait,
+            body: Box::pin(Limited {
+                body: body.into_data_stream(),
+                timer,
+                limits: BodyLimits {
                     first_wait: wait,
                     idle: self.idle_timeout,
                     deadline: started + self.total_timeout,
                     total: self.total_timeout,
                 },
-            ),
+                first: true,
+                done: false,
+            }),
         })
     }
 
@@ -270,43 +278,77 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// limit, all of it by the request's total deadline.
 #[derive(Clone, Copy)]
 struct BodyLimits {
-    first_by: tokio::time::Instant,
     first_wait: Duration,
     idle: Duration,
     deadline: tokio::time::Instant,
     total: Duration,
 }
 
-/// Ends the body with `Timeout` or `Idle` when a limit of `BodyLimits` passes.
-fn limited(
-    body: impl futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Send + 'static,
-    limits: BodyLimits,
-) -> BodyStream {
-    let body = Box::pin(body);
-    Box::pin(futures_util::stream::unfold(
-        Some((body, true)),
-        move |state| async move {
-            let (mut body, first) = state?;
-            let l = &limits;
-            let (until, err) = if first {
-                (l.first_by, UpstreamError::Timeout(l.first_wait))
-            } else {
-                (
-                    tokio::time::Instant::now() + l.idle,
-                    UpstreamError::Idle(l.idle),
-                )
-            };
-            let (until, err) = if l.deadline <= until {
-                (l.deadline, UpstreamError::Timeout(l.total))
-            } else {
-                (until, err)
-            };
-            match tokio::time::timeout_at(until, body.next()).await {
-                Err(_) => Some((Err(err), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, false)))),
-                Ok(Some(Err(e))) => Some((Err(UpstreamError::Transport(root_cause(&e))), None)),
+impl BodyLimits {
+    /// When the chunk after one that arrived now is due.
+    fn next(&self) -> tokio::time::Instant {
+        (tokio::time::Instant::now() + self.idle).min(self.deadline)
+    }
+
+    /// The error for a chunk late at the timer's current deadline.
+    fn late(&self, first: bool, at: tokio::time::Instant) -> UpstreamError {
+        if at >= self.deadline {
+            UpstreamError::Timeout(self.total)
+        } else if first {
+            UpstreamError::Timeout(self.first_wait)
+        } else {
+            UpstreamError::Idle(self.idle)
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body that ends with `Timeout` or `Idle` when a limit of `BodyLimits` passes. One
+    /// timer, moved on with each chunk, rather than one per chunk.
+    struct Limited<B> {
+        #[pin]
+        body: B,
+        timer: Pin<Box<tokio::time::Sleep>>,
+        limits: BodyLimits,
+        first: bool,
+        done: bool,
+    }
+}
+
+impl<B> futures_util::Stream for Limited<B>
+where
+    B: futures_util::Stream<Item = Result<Bytes, hyper::Error>>,
+{
+    type Item = Result<Bytes, UpstreamError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        match this.body.poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                *this.first = false;
+                let until = this.limits.next();
+                this.timer.as_mut().reset(until);
+                Poll::Ready(Some(Ok(chunk)))
             }
-        },
-    ))
+            Poll::Ready(None) => {
+                *this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.done = true;
+                Poll::Ready(Some(Err(UpstreamError::Transport(root_cause(&e)))))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    *this.done = true;
+                    let at = this.timer.deadline();
+                    Poll::Ready(Some(Err(this.limits.late(*this.first, at))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }

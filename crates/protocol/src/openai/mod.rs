@@ -81,7 +81,8 @@ impl RequestFacts {
             return Err("field `model` must not be empty".to_owned());
         }
         let required = endpoint.required_field();
-        if body.get_as::<serde::de::IgnoredAny>(required)?.is_none() {
+        // Present and not null; the value itself was checked as JSON when the body was read.
+        if body.get(required).is_none_or(|v| v.get() == "null") {
             return Err(format!("missing required field `{required}`"));
         }
         let stream = body.get_as::<bool>("stream")?.unwrap_or(false);
@@ -140,7 +141,7 @@ pub fn prompt_text(body: &[u8]) -> String {
 /// Prepares a client body for an upstream: the upstream's model name, and for streams the
 /// usage chunk requested so the gateway always learns the token counts.
 pub fn upstream_body(body: &mut RawMap<'_>, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
-    body.set("model", upstream_model);
+    body.set_str("model", upstream_model);
     if facts.stream && !facts.wants_stream_usage {
         body.set(
             "stream_options",
@@ -173,9 +174,9 @@ pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Optio
         String::new()
     };
     if obj.contains("model") {
-        obj.set("model", public_model);
+        obj.set_str("model", public_model);
     }
-    obj.set("provider", provider);
+    obj.set_str("provider", provider);
     Some(ClientResponse {
         body: obj.to_vec(),
         usage,

@@ -62,8 +62,8 @@ impl ChunkRewriter {
             chunk.remove("usage");
         }
         if chunk.contains("model") {
-            chunk.set("model", &self.public_model);
-            chunk.set("provider", &self.provider);
+            chunk.set_str("model", &self.public_model);
+            chunk.set_str("provider", &self.provider);
         }
         (
             ChunkAction::Forward(data_frame(&chunk.to_vec())),

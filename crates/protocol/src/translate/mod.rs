@@ -114,7 +114,7 @@ impl<'a> Inbound<'a> {
                     openai::upstream_body(&mut self.body, &self.facts, upstream_model)
                 }
                 Protocol::Anthropic => {
-                    self.body.set("model", upstream_model);
+                    self.body.set_str("model", upstream_model);
                     self.body.to_vec()
                 }
                 Protocol::Gemini => self.body.to_vec(),
