@@ -53,20 +53,29 @@ impl ApiKeySecret {
         let random: String = (0..RANDOM_LEN)
             .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
             .collect();
-        let checksum = checksum(&random);
-        Self(format!("{KEY_PREFIX}{random}{checksum}"))
+        let mut key = format!("{KEY_PREFIX}{random}");
+        key.extend(checksum(&random).map(char::from));
+        Self(key)
     }
 
     /// Parses a presented key, checking prefix, alphabet, length and checksum. No I/O.
     pub fn parse(s: &str) -> Option<Self> {
-        let body = s.strip_prefix(KEY_PREFIX)?;
+        Self::is_well_formed(s).then(|| Self(s.to_owned()))
+    }
+
+    /// `parse` without keeping a copy: what a request's key is checked with before its
+    /// HMAC (`Pepper::digest`) is looked up.
+    pub fn is_well_formed(s: &str) -> bool {
+        let Some(body) = s.strip_prefix(KEY_PREFIX) else {
+            return false;
+        };
         if body.len() != RANDOM_LEN + CHECKSUM_LEN
             || !body.bytes().all(|b| b.is_ascii_alphanumeric())
         {
-            return None;
+            return false;
         }
         let (random, check) = body.split_at(RANDOM_LEN);
-        (checksum(random) == check).then(|| Self(s.to_owned()))
+        checksum(random) == check.as_bytes()
     }
 
     pub fn expose(&self) -> &str {
@@ -74,12 +83,7 @@ impl ApiKeySecret {
     }
 
     pub fn hash(&self, pepper: &Pepper) -> KeyHash {
-        KeyHash::from_digest(&self.digest(pepper))
-    }
-
-    /// `hash` as bytes.
-    pub fn digest(&self, pepper: &Pepper) -> KeyDigest {
-        pepper.digest(&self.0)
+        KeyHash::from_digest(&pepper.digest(&self.0))
     }
 
     /// The part shown in listings, e.g. `sk-sy-AbC1`.
@@ -127,14 +131,14 @@ impl fmt::Debug for Pepper {
     }
 }
 
-fn checksum(random: &str) -> String {
+fn checksum(random: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = u64::from(crc32fast::hash(random.as_bytes()));
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    out
 }
 
 /// A stored key: everything but the secret.

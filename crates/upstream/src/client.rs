@@ -37,6 +37,10 @@ pub struct HttpUpstream {
     /// Each OpenAI endpoint's URL (or Anthropic's `/messages`), parsed once rather than per
     /// request.
     urls: [Uri; 3],
+    /// The `Host` header for plain-HTTP upstreams, made once: hyper's client would format
+    /// it for every request. (Over TLS the connection may be HTTP/2, which carries the
+    /// authority itself; the client sets what is needed there.)
+    host: Option<HeaderValue>,
     /// Sent with every request: the dialect's version header and the operator's own.
     headers: HeaderMap,
     client: HttpClient,
@@ -74,14 +78,16 @@ impl HttpUpstream {
             parse_url(&format!("{base_url}{path}"))
                 .map_err(|err| format!("base_url `{}`: {err}", s.base_url))
         };
+        let urls = [
+            url(Endpoint::ChatCompletions)?,
+            url(Endpoint::Completions)?,
+            url(Endpoint::Embeddings)?,
+        ];
         Ok(Self {
             name: s.name.clone(),
             protocol,
-            urls: [
-                url(Endpoint::ChatCompletions)?,
-                url(Endpoint::Completions)?,
-                url(Endpoint::Embeddings)?,
-            ],
+            host: plain_http_host(&urls[0]),
+            urls,
             base_url,
             headers,
             client: http_client(s.connect_timeout)?,
@@ -103,7 +109,10 @@ impl HttpUpstream {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
-        headers.reserve(self.headers.len() + 3);
+        headers.reserve(self.headers.len() + 4);
+        if let Some(host) = &self.host {
+            headers.insert(http::header::HOST, host.clone());
+        }
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -130,6 +139,20 @@ fn http_client(connect_timeout: Duration) -> Result<HttpClient, String> {
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .build(https))
+}
+
+/// `Host` for an `http://` URL, as hyper's client would write it (the port only when it is
+/// not 80).
+fn plain_http_host(url: &Uri) -> Option<HeaderValue> {
+    if url.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = url.host()?;
+    let value = match url.port_u16() {
+        Some(port) if port != 80 => HeaderValue::from_str(&format!("{host}:{port}")),
+        _ => HeaderValue::from_str(host),
+    };
+    value.ok()
 }
 
 /// An absolute `http://` or `https://` URL.
@@ -350,5 +373,28 @@ where
                 Poll::Pending => Poll::Pending,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_is_made_for_plain_http_as_hyper_would() {
+        let host = |u: &str| plain_http_host(&parse_url(u).unwrap());
+        assert_eq!(
+            host("http://127.0.0.1:11434/v1/chat").unwrap(),
+            "127.0.0.1:11434"
+        );
+        assert_eq!(
+            host("http://vllm.internal/v1/chat").unwrap(),
+            "vllm.internal"
+        );
+        assert_eq!(
+            host("http://vllm.internal:80/v1/chat").unwrap(),
+            "vllm.internal"
+        );
+        assert_eq!(host("https://api.openai.com/v1/chat"), None);
     }
 }

@@ -37,6 +37,15 @@ async fn chat_body_passes_through_with_only_the_model_rewritten() {
         received[0].body.get("stream_options").is_none(),
         "non-streaming requests are not changed"
     );
+    let authority = app.fake.base_url();
+    let authority = authority
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1");
+    assert_eq!(
+        received[0].headers["host"], authority,
+        "Host names the upstream"
+    );
+    assert_eq!(received[0].headers.get_all("host").iter().count(), 1);
 }
 
 #[tokio::test]
