@@ -116,7 +116,13 @@ pub struct Deployment {
 impl Deployment {
     /// The deployment's name in health reports and usage attempts: `provider/upstream_model`.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.provider.0, self.upstream_model)
+        // Concatenated, not `format!`: this is made for every relayed request's attempt.
+        let (provider, model) = (&self.provider.0, &self.upstream_model);
+        let mut key = String::with_capacity(provider.len() + 1 + model.len());
+        key.push_str(provider);
+        key.push('/');
+        key.push_str(model);
+        key
     }
 
     /// A single comparable figure for `lowest-cost` and `sort: "price"`: input plus output

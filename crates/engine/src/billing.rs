@@ -135,13 +135,13 @@ impl Meter {
     /// Records one try at a deployment.
     pub(crate) fn attempt(
         &mut self,
-        deployment: &str,
+        deployment: String,
         outcome: &str,
         latency: std::time::Duration,
     ) {
         if let Some(e) = &mut self.event {
             e.attempts.push(domain::Attempt {
-                deployment: deployment.to_owned(),
+                deployment,
                 outcome: outcome.to_owned(),
                 latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             });

@@ -162,7 +162,7 @@ pub(crate) async fn dispatch(
         let name = d.key();
         match result {
             Ok(body) => {
-                meter.attempt(&name, "ok", latency);
+                meter.attempt(name, "ok", latency);
                 return Ok(Answer {
                     candidate: candidate.clone(),
                     lease,
@@ -171,17 +171,17 @@ pub(crate) async fn dispatch(
                 });
             }
             Err(TryError::Final(e)) => {
-                meter.attempt(&name, "rejected", latency);
+                meter.attempt(name, "rejected", latency);
                 return Err(e);
             }
             Err(TryError::Retry(f)) => {
-                meter.attempt(&name, &f.outcome, latency);
                 tracing::warn!(
                     request_id = meter.request_id(),
                     deployment = %name,
                     error = %f.error.message,
                     "upstream try failed"
                 );
+                meter.attempt(name, &f.outcome, latency);
                 let out_of_time = f.timeout && tokio::time::Instant::now() >= deadline;
                 excluded[at] |= f.exclude;
                 failures.push(f);

@@ -67,6 +67,8 @@ pub(crate) async fn relay(
             rate,
         ),
     };
+    // Room for the headers added below and the request id, without the map regrowing.
+    resp.headers_mut().reserve(6);
     if let Ok(v) = HeaderValue::from_str(&provider) {
         static PROVIDER: header::HeaderName = header::HeaderName::from_static(PROVIDER_HEADER);
         resp.headers_mut().insert(PROVIDER.clone(), v);
