@@ -22,15 +22,15 @@ pub mod usage;
 pub mod wallet;
 
 use domain::{ApiError, Catalog, ErrorCode};
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
 
 /// The maps a request looks up (keys by hash, limiters, wallets, plans, deployment health):
 /// foldhash, seeded per process, instead of SipHash, which cost ~2% of a relayed request.
 /// Their keys are ids the gateway made and HMACs under its secret pepper, never text a
 /// client chooses, so there is no collision flood to resist.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use std::sync::Arc;
-use std::time::Duration;
-use store::Store;
 
 /// Tunables the engine takes from configuration.
 #[derive(Debug, Clone)]

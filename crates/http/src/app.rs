@@ -116,20 +116,19 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
 
     let max_body = settings.max_body_bytes;
     // Built only when DEBUG is on for this crate: with it off, the span would not be recorded
-    // but the layer would still wrap every request.
+    // but the layer would still wrap every request. Its body is mapped back to axum's, so
+    // the layer above sees one response type either way.
     let trace = tracing::enabled!(target: "http_api", tracing::Level::DEBUG).then(|| {
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &Request| {
-                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            })
-            .on_failure(())
-    });
-    // Either way the layer below sees one response type.
-    let trace = trace.map(|t| {
         ServiceBuilder::new()
             .map_response(|r: Response<_>| r.map(axum::body::Body::new))
-            .layer(t)
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    })
+                    .on_failure(()),
+            )
     });
     Router::new()
         .route("/health", get(health::live))

@@ -111,11 +111,8 @@ impl<'a> RawMap<'a> {
     /// reallocates to shrink its buffer): the field a relay rewrites on every request and
     /// every stream chunk.
     pub fn set_str(&mut self, key: &str, value: &str) {
-        let mut text = Vec::with_capacity(value.len() + 2);
+        let mut text = String::with_capacity(value.len() + 2);
         write_string(&mut text, value);
-        let Ok(text) = String::from_utf8(text) else {
-            return;
-        };
         if let Ok(raw) = RawValue::from_string(text) {
             self.set_raw(key, raw);
         }
@@ -143,42 +140,31 @@ impl<'a> RawMap<'a> {
             .map(|(k, v)| k.len() + v.get().len() + 4)
             .sum::<usize>()
             + 2;
-        let mut out = Vec::with_capacity(size);
-        out.push(b'{');
+        let mut out = String::with_capacity(size);
+        out.push('{');
         for (i, (k, v)) in self.fields.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                out.push(',');
             }
             write_string(&mut out, k);
-            out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+            out.push(':');
+            out.push_str(v.get());
         }
-        out.push(b'}');
-        out
+        out.push('}');
+        out.into_bytes()
     }
 }
 
-/// A JSON string: copied when nothing in it needs escaping (the usual case), else escaped by
-/// serde_json.
-fn write_string(out: &mut Vec<u8>, key: &str) {
-    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.push(b'"');
-    } else if serde_json::to_writer(&mut *out, key).is_err() {
-        // Writing a string to a Vec cannot fail.
-        out.extend_from_slice(b"\"\"");
-    }
-}
-
-impl Serialize for RawMap<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
-        for (k, v) in &self.fields {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+/// `s` as a JSON string: copied when nothing in it needs escaping (the usual case), else
+/// escaped by serde_json.
+fn write_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a string cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
     }
 }
 

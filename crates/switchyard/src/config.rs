@@ -386,16 +386,10 @@ impl Config {
         };
         engine.routing = routing_settings(f.routing)?;
         if let Some(n) = f.usage.batch_size {
-            if n == 0 {
-                bail!("usage.batch_size: must be at least 1");
-            }
-            engine.usage_batch_size = n;
+            engine.usage_batch_size = at_least_one("usage.batch_size", n)?;
         }
         if let Some(n) = f.usage.backlog {
-            if n == 0 {
-                bail!("usage.backlog: must be at least 1");
-            }
-            engine.usage_backlog.limit = n;
+            engine.usage_backlog.limit = at_least_one("usage.backlog", n)?;
         }
         engine.usage_backlog.wait = secs(
             "usage.backlog_wait_secs",
@@ -482,8 +476,8 @@ fn provider_settings(name: String, p: ProviderFile) -> Result<ProviderSettings> 
                 .map(str::to_owned),
         );
     }
-    if p.max_concurrency == Some(0) {
-        bail!("{}: must be at least 1", key("max_concurrency"));
+    if let Some(n) = p.max_concurrency {
+        at_least_one(&key("max_concurrency"), n)?;
     }
     let health_check_interval = p
         .health_check_interval_secs
@@ -638,6 +632,14 @@ fn catalog(models: IndexMap<String, ModelFile>, providers: &[ProviderSettings]) 
     Catalog::new(out).map_err(|e| anyhow!("models: {e}"))
 }
 
+/// `n`, or an error naming `key` when it is zero.
+fn at_least_one<T: Copy + Default + PartialEq>(key: &str, n: T) -> Result<T> {
+    if n == T::default() {
+        bail!("{key}: must be at least 1");
+    }
+    Ok(n)
+}
+
 fn millis(v: Option<u64>, default: Duration) -> Duration {
     v.map_or(default, Duration::from_millis)
 }
@@ -645,14 +647,14 @@ fn millis(v: Option<u64>, default: Duration) -> Duration {
 fn routing_settings(f: RoutingFile) -> Result<engine::routing::RoutingSettings> {
     use engine::routing::auto::{AutoPrefer, AutoSettings};
     let d = engine::routing::RoutingSettings::default();
-    let max_attempts = f.max_attempts.unwrap_or(d.max_attempts);
-    if max_attempts == 0 {
-        bail!("routing.max_attempts: must be at least 1");
-    }
-    let breaker_threshold = f.breaker_threshold.unwrap_or(d.breaker.threshold);
-    if breaker_threshold == 0 {
-        bail!("routing.breaker_threshold: must be at least 1");
-    }
+    let max_attempts = at_least_one(
+        "routing.max_attempts",
+        f.max_attempts.unwrap_or(d.max_attempts),
+    )?;
+    let breaker_threshold = at_least_one(
+        "routing.breaker_threshold",
+        f.breaker_threshold.unwrap_or(d.breaker.threshold),
+    )?;
     let enabled = f.auto.enabled.unwrap_or(true);
     let aliases = match (enabled, f.auto.aliases) {
         (false, _) => Vec::new(),

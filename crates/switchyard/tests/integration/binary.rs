@@ -379,6 +379,10 @@ async fn an_invalid_configuration_stops_start_up_naming_the_key() {
         ("[server]\nlisn = \"127.0.0.1:1\"\n", "server"),
         ("[models.x]\nprovider = \"nope\"\nupstream_model = \"m\"\ninput_price = \"1\"\noutput_price = \"1\"\n", "models.x.provider"),
         ("[models.x]\nprovider = \"ollama\"\nupstream_model = \"m\"\ninput_price = 1e-3\noutput_price = \"1\"\n", "models.x.input_price"),
+        ("[usage]\nbatch_size = 0\n", "usage.batch_size: must be at least 1"),
+        ("[usage]\nbacklog = 0\n", "usage.backlog: must be at least 1"),
+        ("[routing]\nmax_attempts = 0\n", "routing.max_attempts: must be at least 1"),
+        ("[routing]\nbreaker_threshold = 0\n", "routing.breaker_threshold: must be at least 1"),
     ];
     for (toml, key) in cases {
         let path = dir.path().join("bad.toml");
