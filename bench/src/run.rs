@@ -42,9 +42,20 @@ pub struct Options {
     /// With `--profile-secs`: hold `gateway` (default) or the bare `proxy` under load.
     #[arg(long, value_parser = ["gateway", "proxy"], default_value = "gateway")]
     profile_target: String,
-    /// A command the gateway runs under, e.g. "valgrind --tool=callgrind".
+    /// A command the profiled process (see `--profile-target`; the gateway otherwise) runs
+    /// under, e.g. "valgrind --tool=callgrind".
     #[arg(long)]
     wrap: Option<String>,
+}
+
+/// `exe args…`, run under `wrap` (e.g. "valgrind --tool=callgrind") when given.
+fn wrapped(wrap: Option<&str>, exe: &Path, args: &[&str]) -> Vec<String> {
+    wrap.unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .chain(std::iter::once(exe.display().to_string()))
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect()
 }
 
 /// A child process killed when dropped.
@@ -330,9 +341,11 @@ pub async fn run(opts: Options) -> Result<()> {
         &[],
         &dir.join("upstream.log"),
     )?;
-    let mut proxy = spawn_pinned(
-        "proxy",
-        0,
+    // `--wrap` applies to the process being profiled: the gateway, or the proxy with
+    // `--profile-target proxy`.
+    let wrap_proxy = opts.profile_target == "proxy";
+    let proxy_cmd = wrapped(
+        opts.wrap.as_deref().filter(|_| wrap_proxy),
         &me,
         &[
             "proxy",
@@ -341,6 +354,14 @@ pub async fn run(opts: Options) -> Result<()> {
             "--upstream",
             &up_addr.to_string(),
         ],
+    );
+    let (proxy_exe, proxy_args) = proxy_cmd.split_first().ok_or_else(|| anyhow!("no proxy"))?;
+    let proxy_args: Vec<&str> = proxy_args.iter().map(String::as_str).collect();
+    let mut proxy = spawn_pinned(
+        "proxy",
+        0,
+        Path::new(proxy_exe),
+        &proxy_args,
         &[],
         &dir.join("proxy.log"),
     )?;
@@ -369,15 +390,12 @@ output_price = "0.30"
     );
     let config_path = dir.join("switchyard.toml");
     std::fs::write(&config_path, config)?;
-    let wrapped: Vec<String> = opts
-        .wrap
-        .as_deref()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .chain([switchyard.display().to_string(), "serve".to_owned()])
-        .collect();
-    let (gw_exe, gw_args) = wrapped.split_first().ok_or_else(|| anyhow!("no gateway"))?;
+    let gw_cmd = wrapped(
+        opts.wrap.as_deref().filter(|_| !wrap_proxy),
+        &switchyard,
+        &["serve"],
+    );
+    let (gw_exe, gw_args) = gw_cmd.split_first().ok_or_else(|| anyhow!("no gateway"))?;
     let gw_args: Vec<&str> = gw_args.iter().map(String::as_str).collect();
     let mut gateway = spawn_pinned(
         "gateway",

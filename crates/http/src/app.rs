@@ -6,17 +6,25 @@ use crate::error::in_shape_of;
 use crate::error::ErrorResponse;
 use crate::request_id::{RequestIdLayer, REQUEST_ID};
 use crate::routes::{anthropic, api, gemini, health, v1};
-use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use domain::ErrorCode;
 use engine::Engine;
+use futures_util::future::{CatchUnwind, FutureExt as _};
+use pin_project_lite::pin_project;
+use protocol::openai::Endpoint;
 use protocol::Protocol;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
+use std::task::{ready, Context, Poll};
+use tower::{Service, ServiceBuilder};
 use tower_http::trace::TraceLayer;
 
 /// HTTP settings from configuration.
@@ -39,16 +47,30 @@ impl Default for HttpSettings {
 
 /// The whole HTTP surface. `extra` routes (the dashboard's pages, later) are served under the
 /// same layers and auth rules as everything else.
-pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Engine>>) -> Router {
+pub fn router(
+    engine: Arc<Engine>,
+    settings: HttpSettings,
+    extra: Router<Arc<Engine>>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
     let settings = Arc::new(settings);
-    // `/v1` is the hot path: its routes sit in the top router rather than a nested one, which
-    // would rebuild every request's URI without the prefix.
+    let max_body = settings.max_body_bytes;
+    // The relayed OpenAI endpoints: `Dispatch` calls them directly; the router has them for
+    // their 405s (and would serve them the same way).
+    let openai = |endpoint: Endpoint| {
+        post(move |State(engine): State<Arc<Engine>>, req: Request| {
+            v1::relay::openai(engine, req, endpoint, max_body)
+        })
+    };
     let v1 = Router::new()
         .route("/v1/models", get(v1::models::list))
         .route("/v1/models/{id}", get(v1::models::get))
-        .route("/v1/chat/completions", post(v1::relay::chat_completions))
-        .route("/v1/completions", post(v1::relay::completions))
-        .route("/v1/embeddings", post(v1::relay::embeddings))
+        .route("/v1/chat/completions", openai(Endpoint::ChatCompletions))
+        .route("/v1/completions", openai(Endpoint::Completions))
+        .route("/v1/embeddings", openai(Endpoint::Embeddings))
         .route(
             "/v1/messages",
             post(anthropic::messages).layer(axum::middleware::map_response(anthropic_shape)),
@@ -114,7 +136,6 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         // Settings the handlers read (the session cookie's flags).
         .layer(Extension(settings.clone()));
 
-    let max_body = settings.max_body_bytes;
     // Built only when DEBUG is on for this crate: with it off, the span would not be recorded
     // but the layer would still wrap every request. Its body is mapped back to axum's, so
     // the layer above sees one response type either way.
@@ -130,7 +151,7 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
                     .on_failure(()),
             )
     });
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .merge(v1)
@@ -139,22 +160,121 @@ pub fn router(engine: Arc<Engine>, settings: HttpSettings, extra: Router<Arc<Eng
         .merge(extra.layer(Extension(settings.clone())))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(engine)
-        .layer(
-            // Outermost first.
-            ServiceBuilder::new()
-                // 1. Every request gets an id (a client's own is kept), echoed on its response.
-                .layer(RequestIdLayer)
-                // 2. A panic becomes a 500 in the API's error shape, not a dropped connection.
-                .layer(CatchPanicLayer::custom(panic_response))
-                // 3. With DEBUG logging on, one span per request: method, path, id; never
-                // bodies, keys or queries. Nothing is logged inside a request that succeeds;
-                // a relayed request's failures carry its request id (each failed upstream
-                // try, any 5xx answer); storage errors and panics are logged where they happen.
-                .option_layer(trace)
-                // 4. Bodies past the limit fail extraction with 413.
-                .layer(DefaultBodyLimit::max(max_body)),
-        )
+        .with_state(engine.clone())
+        // Bodies past the limit fail extraction with 413 (axum's extractors read the limit
+        // from the request; the relayed endpoints are given it).
+        .layer(DefaultBodyLimit::max(max_body));
+    // Outermost first. The layers wrap the dispatcher once, not each of the router's routes
+    // (which `Router::layer` would do, boxing every route's stack anew per request).
+    ServiceBuilder::new()
+        // 1. Every request gets an id (a client's own is kept), echoed on its response.
+        .layer(RequestIdLayer)
+        // 2. With DEBUG logging on, one span per request: method, path, id; never bodies,
+        // keys or queries. Nothing is logged inside a request that succeeds; a relayed
+        // request's failures carry its request id (each failed upstream try, any 5xx
+        // answer); storage errors and panics are logged where they happen.
+        .option_layer(trace)
+        // 3. The relayed endpoints straight to their handler, the rest through the router;
+        // a panic in either becomes a 500 in the API's error shape, not a dropped connection.
+        .service(Dispatch {
+            router,
+            engine,
+            max_body,
+        })
+}
+
+/// Sends `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`, the hot path,
+/// straight to their handler, and every other request through the router. The router would
+/// match the path in its tree, file the original URI, the matched path, the path parameters
+/// and the body limit in four extensions and clone the route's boxed layers for each
+/// request; a relayed request needs none of them.
+#[derive(Clone)]
+struct Dispatch {
+    router: Router,
+    engine: Arc<Engine>,
+    max_body: usize,
+}
+
+impl Dispatch {
+    fn route(&mut self, req: Request) -> Route {
+        let endpoint = match (req.method(), req.uri().path()) {
+            (&Method::POST, "/v1/chat/completions") => Endpoint::ChatCompletions,
+            (&Method::POST, "/v1/completions") => Endpoint::Completions,
+            (&Method::POST, "/v1/embeddings") => Endpoint::Embeddings,
+            _ => {
+                return Route::Router {
+                    fut: self.router.call(req),
+                }
+            }
+        };
+        let engine = self.engine.clone();
+        Route::Handler {
+            fut: Box::pin(v1::relay::openai(engine, req, endpoint, self.max_body)),
+        }
+    }
+}
+
+impl Service<Request> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = DispatchFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = std::panic::catch_unwind(AssertUnwindSafe(|| self.route(req))).unwrap_or_else(
+            |panic| Route::Ready {
+                response: Some(panic_response(panic)),
+            },
+        );
+        DispatchFuture {
+            inner: AssertUnwindSafe(route).catch_unwind(),
+        }
+    }
+}
+
+pin_project! {
+    #[project = RouteProj]
+    enum Route {
+        Handler { fut: Pin<Box<dyn Future<Output = Response> + Send>> },
+        Router { #[pin] fut: RouteFuture<Infallible> },
+        Ready { response: Option<Response> },
+    }
+}
+
+impl Future for Route {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project() {
+            RouteProj::Handler { fut } => fut.as_mut().poll(cx),
+            RouteProj::Router { fut } => fut.poll(cx).map(|r| match r {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }),
+            RouteProj::Ready { response } => Poll::Ready(response.take().unwrap_or_else(|| {
+                ErrorResponse::new(ErrorCode::Internal, "response polled twice").into_response()
+            })),
+        }
+    }
+}
+
+pin_project! {
+    struct DispatchFuture {
+        #[pin]
+        inner: CatchUnwind<AssertUnwindSafe<Route>>,
+    }
+}
+
+impl Future for DispatchFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let done = ready!(self.project().inner.poll(cx));
+        Poll::Ready(Ok(done.unwrap_or_else(panic_response)))
+    }
 }
 
 async fn anthropic_shape(resp: Response) -> Response {

@@ -68,9 +68,15 @@ pub fn rate_headers(headers: &mut axum::http::HeaderMap, rate: &domain::RateDeci
     static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
     static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-    headers.insert(LIMIT.clone(), HeaderValue::from(rate.limit));
-    headers.insert(REMAINING.clone(), HeaderValue::from(rate.remaining));
-    headers.insert(RESET.clone(), HeaderValue::from(rate.reset_secs));
+    headers.insert(LIMIT.clone(), int_value(rate.limit.into()));
+    headers.insert(REMAINING.clone(), int_value(rate.remaining.into()));
+    headers.insert(RESET.clone(), int_value(rate.reset_secs));
+}
+
+/// A number as a header value, in one allocation (`HeaderValue::from(u64)` takes two).
+fn int_value(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_str(digits.format(n)).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 pub type ApiResult<T> = Result<T, ErrorResponse>;

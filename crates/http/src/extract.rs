@@ -42,6 +42,10 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
 pub struct RequestIdHeader(pub Option<HeaderValue>);
 
 impl RequestIdHeader {
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self(headers.get(&crate::request_id::REQUEST_ID).cloned())
+    }
+
     pub fn as_str(&self) -> &str {
         self.0
             .as_ref()
@@ -54,9 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestIdHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts.headers.get(&crate::request_id::REQUEST_ID).cloned(),
-        ))
+        Ok(Self::of(&parts.headers))
     }
 }
 
@@ -154,6 +156,35 @@ fn require_json(headers: &HeaderMap) -> Result<(), ErrorResponse> {
 /// The raw body of a JSON request, size-limited by the router's body limit.
 pub struct JsonBytes(pub Bytes);
 
+impl JsonBytes {
+    /// Reads a JSON body of at most `limit` bytes: the relayed endpoints' way, which the app
+    /// dispatches without the router (and so without axum's body-limit extension).
+    pub(crate) async fn read(
+        headers: &HeaderMap,
+        body: axum::body::Body,
+        limit: usize,
+    ) -> Result<Self, ErrorResponse> {
+        use http_body_util::BodyExt as _;
+        require_json(headers)?;
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(Self(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(body_too_large()),
+            Err(e) => Err(unreadable_body(e)),
+        }
+    }
+}
+
+fn body_too_large() -> ErrorResponse {
+    ErrorResponse::new(ErrorCode::BodyTooLarge, "the request body is too large")
+}
+
+fn unreadable_body(e: impl std::fmt::Display) -> ErrorResponse {
+    ErrorResponse::new(
+        ErrorCode::InvalidBody,
+        format!("could not read the body: {e}"),
+    )
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ErrorResponse;
 
@@ -161,12 +192,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
         require_json(req.headers())?;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorResponse::new(ErrorCode::BodyTooLarge, "the request body is too large")
+                body_too_large()
             } else {
-                ErrorResponse::new(
-                    ErrorCode::InvalidBody,
-                    format!("could not read the body: {rejection}"),
-                )
+                unreadable_body(rejection)
             }
         })?;
         Ok(Self(bytes))

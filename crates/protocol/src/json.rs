@@ -132,13 +132,16 @@ impl<'a> RawMap<'a> {
         Some(self.fields.remove(i).1.into_owned())
     }
 
-    /// Serializes back to compact JSON, values verbatim.
+    /// Serializes back to compact JSON, values verbatim. Sized exactly when no key needs
+    /// escaping, so that the bytes become a `Bytes` body without another allocation.
     pub fn to_vec(&self) -> Vec<u8> {
+        // `"key":value` for each field, the commas between them, the braces.
         let size = self
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .map(|(k, v)| k.len() + v.get().len() + 3)
             .sum::<usize>()
+            + self.fields.len().saturating_sub(1)
             + 2;
         let mut out = String::with_capacity(size);
         out.push('{');
@@ -227,6 +230,19 @@ mod tests {
             String::from_utf8(o.to_vec()).unwrap(),
             r#"{"model":"gemma3:4b","messages":[{"role":"user","content":"hi \u00e9"}],"tools":[{"type":"function"}],"future_field":{"x":1.50}}"#
         );
+    }
+
+    #[test]
+    fn written_json_fills_its_buffer_exactly() {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"a":1}"#,
+            br#"{"model":"m","n":[1,2],"o":{"p":null}}"#,
+        ] {
+            let v = RawMap::borrowed(body).unwrap().to_vec();
+            assert_eq!(v, body);
+            assert_eq!(v.capacity(), v.len(), "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -126,11 +126,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// the request in two reads and doubles each connection's read buffer to 16 KiB (a held
 /// stream cost 46 KB of RSS with it, 35 KB without). Cleartext HTTP/2 is not offered;
 /// HTTP/2 clients reach the gateway through the TLS-terminating proxy in front of it.
-async fn accept_loop(
+async fn accept_loop<A>(
     listener: TcpListener,
-    app: axum::Router,
+    app: A,
     signal: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    A: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
@@ -152,7 +162,7 @@ async fn accept_loop(
         };
         // Streams are relayed event by event; Nagle's algorithm would hold small events back.
         let _ = tcp.set_nodelay(true);
-        // A clone of the router shares its route table; it is not copied per connection.
+        // A clone of the app shares its route table; it is not copied per connection.
         let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
             |req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
         ));

@@ -212,7 +212,7 @@ fn stream_answer(
             // `CutAfter(n)`: message_start, ping, block start, then n deltas, then the cut.
             if cut.is_some_and(|n| i == 3 + n) {
                 guard.finished = true;
-                let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
+                crate::fake_openai::cut_stream(&tx).await;
                 return;
             }
             if !every.is_zero() && i > 0 {

@@ -147,7 +147,7 @@ pub(crate) async fn generate(
         for (i, c) in chunks.into_iter().enumerate() {
             if cut == Some(i) {
                 guard.finished = true;
-                let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
+                crate::fake_openai::cut_stream(&tx).await;
                 return;
             }
             if !every.is_zero() && i > 0 {

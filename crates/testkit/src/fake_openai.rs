@@ -384,7 +384,7 @@ fn stream_answer(
         }
         if cut {
             guard.finished = true;
-            let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
+            cut_stream(&tx).await;
             return;
         }
         let mut finish = "stop";
@@ -425,6 +425,15 @@ fn stream_answer(
 }
 
 pub(crate) type Item = Result<Bytes, std::io::Error>;
+
+/// Ends a stream with a transport error (`Behavior::CutAfter`), once the events sent before
+/// it had time to be written out: hyper drops a connection whose body fails without flushing
+/// what it buffered, so an error right behind the events could lose them, and the cut would
+/// then come (as timing had it) before the first event rather than after the n-th.
+pub(crate) async fn cut_stream(tx: &tokio::sync::mpsc::Sender<Item>) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = tx.send(Err(std::io::Error::other("connection cut"))).await;
+}
 
 /// A stream fed by a producer task through a small channel; dropping the stream stops it.
 pub(crate) fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Item>

@@ -5,8 +5,8 @@
 use crate::error::{rate_headers, ApiResult};
 use crate::extract::{ApiKeyAuth, JsonBytes, RequestIdHeader};
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use engine::relay::{Ingress, Relayed};
 use engine::Engine;
@@ -39,90 +39,62 @@ pub(crate) async fn relay(
                 );
             }
         })?;
-    let (mut resp, provider, rate) = match relayed {
+    // Sized once for every header a relayed answer carries (the stream's two, the provider,
+    // three rate limits, the request id): built up from empty, the map would grow twice.
+    let mut headers = HeaderMap::with_capacity(8);
+    let (body, provider, rate) = match relayed {
         Relayed::Complete {
             body,
             provider,
             rate,
-        } => (
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            provider,
-            rate,
-        ),
+        } => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (Body::from(body), provider, rate)
+        }
         Relayed::Stream {
             events,
             provider,
             rate,
-        } => (
-            (
-                [
-                    (header::CONTENT_TYPE, "text/event-stream"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                    (X_ACCEL_BUFFERING.clone(), "no"),
-                ],
-                Body::from_stream(events),
-            )
-                .into_response(),
-            provider,
-            rate,
-        ),
+        } => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
+            (Body::from_stream(events), provider, rate)
+        }
     };
-    // Room for the headers added below and the request id, without the map regrowing.
-    resp.headers_mut().reserve(6);
     if let Ok(v) = HeaderValue::from_str(&provider) {
         static PROVIDER: header::HeaderName = header::HeaderName::from_static(PROVIDER_HEADER);
-        resp.headers_mut().insert(PROVIDER.clone(), v);
+        headers.insert(PROVIDER.clone(), v);
     }
     if let Some(rate) = &rate {
-        rate_headers(resp.headers_mut(), rate);
+        rate_headers(&mut headers, rate);
     }
+    let mut resp = Response::new(body);
+    *resp.headers_mut() = headers;
     Ok(resp)
 }
 
-pub async fn chat_completions(
-    State(engine): State<Arc<Engine>>,
-    auth: ApiKeyAuth,
-    request_id: RequestIdHeader,
-    body: JsonBytes,
-) -> ApiResult<Response> {
-    relay(
-        engine,
-        auth,
-        request_id,
-        body,
-        Ingress::OpenAi(Endpoint::ChatCompletions),
-    )
-    .await
-}
-
-pub async fn completions(
-    State(engine): State<Arc<Engine>>,
-    auth: ApiKeyAuth,
-    request_id: RequestIdHeader,
-    body: JsonBytes,
-) -> ApiResult<Response> {
-    relay(
-        engine,
-        auth,
-        request_id,
-        body,
-        Ingress::OpenAi(Endpoint::Completions),
-    )
-    .await
-}
-
-pub async fn embeddings(
-    State(engine): State<Arc<Engine>>,
-    auth: ApiKeyAuth,
-    request_id: RequestIdHeader,
-    body: JsonBytes,
-) -> ApiResult<Response> {
-    relay(
-        engine,
-        auth,
-        request_id,
-        body,
-        Ingress::OpenAi(Endpoint::Embeddings),
-    )
-    .await
+/// `POST /v1/chat/completions`, `/v1/completions` or `/v1/embeddings`, as the app's
+/// dispatcher calls it (and the router, for the same paths): the key, then the request id,
+/// then the body (of at most `max_body` bytes), each rejected as its extractor would.
+pub(crate) async fn openai(
+    engine: Arc<Engine>,
+    req: Request,
+    endpoint: Endpoint,
+    max_body: usize,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let relayed = async {
+        let auth = ApiKeyAuth::from_request_parts(&mut parts, &engine).await?;
+        let request_id = RequestIdHeader::of(&parts.headers);
+        let body = JsonBytes::read(&parts.headers, body, max_body).await?;
+        relay(engine, auth, request_id, body, Ingress::OpenAi(endpoint)).await
+    };
+    relayed.await.into_response()
 }
