@@ -65,6 +65,8 @@ pub fn router(
             v1::relay::openai(engine, req, endpoint, max_body)
         })
     };
+    // `/v1`'s routes sit in the top router rather than a nested one, which would rebuild
+    // every request's URI without the prefix.
     let v1 = Router::new()
         .route("/v1/models", get(v1::models::list))
         .route("/v1/models/{id}", get(v1::models::get))
