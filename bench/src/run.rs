@@ -48,16 +48,6 @@ pub struct Options {
     wrap: Option<String>,
 }
 
-/// `exe args…`, run under `wrap` (e.g. "valgrind --tool=callgrind") when given.
-fn wrapped(wrap: Option<&str>, exe: &Path, args: &[&str]) -> Vec<String> {
-    wrap.unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .chain(std::iter::once(exe.display().to_string()))
-        .chain(args.iter().map(|a| (*a).to_owned()))
-        .collect()
-}
-
 /// A child process killed when dropped.
 struct Proc {
     name: &'static str,
@@ -82,9 +72,11 @@ fn free_addr() -> Result<SocketAddr> {
 }
 
 /// Runs `exe args` pinned to `core`, its output appended to `log`.
+/// Starts `exe args…` on `core`, under `wrap` (e.g. "valgrind --tool=callgrind") when given.
 fn spawn_pinned(
     name: &'static str,
     core: u32,
+    wrap: Option<&str>,
     exe: &Path,
     args: &[&str],
     env: &[(&str, String)],
@@ -93,7 +85,11 @@ fn spawn_pinned(
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
     let mut cmd = Command::new("taskset");
-    cmd.arg("-c").arg(core.to_string()).arg(exe).args(args);
+    cmd.arg("-c")
+        .arg(core.to_string())
+        .args(wrap.unwrap_or_default().split_whitespace())
+        .arg(exe)
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -336,6 +332,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut upstream = spawn_pinned(
         "upstream",
         1,
+        None,
         &me,
         &["upstream", "--listen", &up_addr.to_string()],
         &[],
@@ -344,7 +341,9 @@ pub async fn run(opts: Options) -> Result<()> {
     // `--wrap` applies to the process being profiled: the gateway, or the proxy with
     // `--profile-target proxy`.
     let wrap_proxy = opts.profile_target == "proxy";
-    let proxy_cmd = wrapped(
+    let mut proxy = spawn_pinned(
+        "proxy",
+        0,
         opts.wrap.as_deref().filter(|_| wrap_proxy),
         &me,
         &[
@@ -354,14 +353,6 @@ pub async fn run(opts: Options) -> Result<()> {
             "--upstream",
             &up_addr.to_string(),
         ],
-    );
-    let (proxy_exe, proxy_args) = proxy_cmd.split_first().ok_or_else(|| anyhow!("no proxy"))?;
-    let proxy_args: Vec<&str> = proxy_args.iter().map(String::as_str).collect();
-    let mut proxy = spawn_pinned(
-        "proxy",
-        0,
-        Path::new(proxy_exe),
-        &proxy_args,
         &[],
         &dir.join("proxy.log"),
     )?;
@@ -390,18 +381,12 @@ output_price = "0.30"
     );
     let config_path = dir.join("switchyard.toml");
     std::fs::write(&config_path, config)?;
-    let gw_cmd = wrapped(
-        opts.wrap.as_deref().filter(|_| !wrap_proxy),
-        &switchyard,
-        &["serve"],
-    );
-    let (gw_exe, gw_args) = gw_cmd.split_first().ok_or_else(|| anyhow!("no gateway"))?;
-    let gw_args: Vec<&str> = gw_args.iter().map(String::as_str).collect();
     let mut gateway = spawn_pinned(
         "gateway",
         0,
-        Path::new(gw_exe),
-        &gw_args,
+        opts.wrap.as_deref().filter(|_| !wrap_proxy),
+        &switchyard,
+        &["serve"],
         &[("SWITCHYARD_CONFIG", config_path.display().to_string())],
         &dir.join("gateway.log"),
     )?;
@@ -473,7 +458,7 @@ output_price = "0.30"
         return Ok(());
     }
     if only("open") {
-        open_loop(targets, &small, 2_000, &d).await?;
+        open_loop(targets, &small, 2_000, &d, tick).await?;
         return Ok(());
     }
 
@@ -546,7 +531,7 @@ output_price = "0.30"
 
     // 2. Open loop at 2,000 req/s: added latency.
     let rate = 2_000;
-    let (p50, p99, p999) = open_loop(targets, &small, rate, &d).await?;
+    let [p50, p99, p999, open_cpu_us] = open_loop(targets, &small, rate, &d, tick).await?;
 
     // 3. Streaming: time to first byte, and no stall between chunks.
     let (ttfb, gap_ms, chunks_seen) = streaming(targets).await?;
@@ -584,7 +569,10 @@ output_price = "0.30"
         "quick": opts.quick,
         "closed_loop": { "connections": conns, "rps": rps, "cpu_us_per_request": cpu_us, "p50_us": closed_p50 },
         "gzip_clients": { "rps": gzip_rps, "cpu_us_per_request": gzip_cpu_us },
-        "open_loop": { "rate": rate, "p50_us": p50, "p99_us": p99, "p999_us": p999 },
+        "open_loop": {
+            "rate": rate, "p50_us": p50, "p99_us": p99, "p999_us": p999,
+            "cpu_us_per_request": open_cpu_us,
+        },
         "streaming": { "chunks": chunks_seen, "ttfb_p50_us": ttfb, "longest_gap_ms": gap_ms },
         "held_streams": { "count": held_opened, "rss_bytes_per_stream": held_per_stream },
         "rss_bytes": { "gateway_idle": rss_idle_gateway, "proxy_idle": rss_idle_proxy, "gateway_after_streams": rss_after_streams },
@@ -638,37 +626,47 @@ async fn streaming(targets: [(&str, &Target, u32); 3]) -> Result<(Trio, Trio, us
 }
 
 /// Latency at a fixed request rate through each target: p50, p99, p99.9.
+/// Added latency at a fixed rate (p50, p99, p99.9), and CPU per request of each process at
+/// that rate: at the same load, unlike the closed loop, where the faster process also keeps
+/// the other core busier (and so spares itself the cost of waking it from idle).
 async fn open_loop(
     targets: [(&str, &Target, u32); 3],
     body: &Bytes,
     rate: u32,
     d: &Durations,
-) -> Result<(Trio, Trio, Trio)> {
+    tick: f64,
+) -> Result<[Trio; 4]> {
     let mut p50 = Samples::default();
     let mut p99 = Samples::default();
     let mut p999 = Samples::default();
+    let mut cpu_us = Samples::default();
     for (_, t, _) in targets {
         load::open(t, body.clone(), rate, d.warm, 64).await?;
     }
     for _ in 0..ROUNDS {
-        for (name, t, _) in targets {
+        for (name, t, pid) in targets {
+            let (user0, sys0) = cpu_split(pid, tick)?;
             let m = load::open(t, body.clone(), rate, d.open / ROUNDS, 64).await?;
+            let (user1, sys1) = cpu_split(pid, tick)?;
             check(name, &m)?;
             p50.push(name, m.us(0.5));
             p99.push(name, m.us(0.99));
             p999.push(name, m.us(0.999));
+            let cpu = (user1 + sys1).saturating_sub(user0 + sys0);
+            cpu_us.push(name, cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64);
         }
     }
-    let (p50, p99, p999) = (p50.median(), p99.median(), p999.median());
+    let (p50, p99, p999, cpu_us) = (p50.median(), p99.median(), p999.median(), cpu_us.median());
     for (name, _, _) in targets {
         println!(
-            "open loop    {name:8} {rate:>6} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs  (median of {ROUNDS} rounds)",
+            "open loop    {name:8} {rate:>6} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  p99.9 {:>6.0} µs  {:>5.1} µs CPU/req  (median of {ROUNDS} rounds)",
             get(&p50, name),
             get(&p99, name),
-            get(&p999, name)
+            get(&p999, name),
+            get(&cpu_us, name)
         );
     }
-    Ok((p50, p99, p999))
+    Ok([p50, p99, p999, cpu_us])
 }
 
 /// Holds `count` slow streams open through each target in turn; returns the RSS each gained
@@ -971,6 +969,13 @@ fn report(r: &Value) -> String {
         &mut md,
         "open loop 2,000 req/s, p99.9",
         &o["p999_us"],
+        " µs",
+        1.0,
+    );
+    row(
+        &mut md,
+        "open loop 2,000 req/s, CPU per request of that process",
+        &o["cpu_us_per_request"],
         " µs",
         1.0,
     );
