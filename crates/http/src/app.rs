@@ -60,19 +60,21 @@ pub fn router(
     let max_body = settings.max_body_bytes;
     // The relayed OpenAI endpoints: `Dispatch` calls them directly; the router has them for
     // their 405s (and would serve them the same way).
-    let openai = |endpoint: Endpoint| {
-        post(move |State(engine): State<Arc<Engine>>, req: Request| {
-            v1::relay::openai(engine, req, endpoint, max_body)
-        })
-    };
+    let relayed = OPENAI_RELAYED
+        .into_iter()
+        .fold(Router::new(), |r, (path, endpoint)| {
+            r.route(
+                path,
+                post(move |State(engine): State<Arc<Engine>>, req: Request| {
+                    v1::relay::openai(engine, req, endpoint, max_body)
+                }),
+            )
+        });
     // `/v1`'s routes sit in the top router rather than a nested one, which would rebuild
     // every request's URI without the prefix.
-    let v1 = Router::new()
+    let v1 = relayed
         .route("/v1/models", get(v1::models::list))
         .route("/v1/models/{id}", get(v1::models::get))
-        .route("/v1/chat/completions", openai(Endpoint::ChatCompletions))
-        .route("/v1/completions", openai(Endpoint::Completions))
-        .route("/v1/embeddings", openai(Endpoint::Embeddings))
         .route(
             "/v1/messages",
             post(anthropic::messages).layer(axum::middleware::map_response(anthropic_shape)),
@@ -185,6 +187,13 @@ pub fn router(
         })
 }
 
+/// The relayed OpenAI endpoints (`POST`), by path.
+const OPENAI_RELAYED: [(&str, Endpoint); 3] = [
+    ("/v1/chat/completions", Endpoint::ChatCompletions),
+    ("/v1/completions", Endpoint::Completions),
+    ("/v1/embeddings", Endpoint::Embeddings),
+];
+
 /// Sends `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`, the hot path,
 /// straight to their handler, and every other request through the router. The router would
 /// match the path in its tree, file the original URI, the matched path, the path parameters
@@ -199,15 +208,13 @@ struct Dispatch {
 
 impl Dispatch {
     fn route(&mut self, req: Request) -> Route {
-        let endpoint = match (req.method(), req.uri().path()) {
-            (&Method::POST, "/v1/chat/completions") => Endpoint::ChatCompletions,
-            (&Method::POST, "/v1/completions") => Endpoint::Completions,
-            (&Method::POST, "/v1/embeddings") => Endpoint::Embeddings,
-            _ => {
-                return Route::Router {
-                    fut: self.router.call(req),
-                }
-            }
+        let relayed = (req.method() == Method::POST)
+            .then(|| OPENAI_RELAYED.iter().find(|(p, _)| *p == req.uri().path()))
+            .flatten();
+        let Some(&(_, endpoint)) = relayed else {
+            return Route::Router {
+                fut: self.router.call(req),
+            };
         };
         let engine = self.engine.clone();
         Route::Handler {
