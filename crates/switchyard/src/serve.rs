@@ -91,7 +91,8 @@ pub async fn serve_with(
     let engine = build_engine(&config).await?;
     let app = http_api::router(engine.clone(), config.http.clone(), extra);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %store::Backend::from_url(&config.database_url).map(|b| b.name()).unwrap_or("?"), models = engine.catalog().iter().count(), "switchyard is listening");
+    let runtime = tokio::runtime::Handle::current();
+    tracing::info!(%addr, database = %store::Backend::from_url(&config.database_url).map(|b| b.name()).unwrap_or("?"), models = engine.catalog().iter().count(), runtime = ?runtime.runtime_flavor(), workers = runtime.metrics().num_workers(), "switchyard is listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

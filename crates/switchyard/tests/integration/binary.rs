@@ -22,7 +22,25 @@ struct Gateway {
 
 /// Starts `switchyard serve` in `dir` on a free port and waits until it listens.
 async fn spawn_gateway(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
-    let mut cmd = Command::new(BIN);
+    spawn_gateway_on(None, dir, args, env).await
+}
+
+/// `spawn_gateway`, pinned to one core with `taskset` when `core` is given (as a 1-vCPU
+/// container or the benchmark runs it).
+async fn spawn_gateway_on(
+    core: Option<u32>,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Gateway {
+    let mut cmd = match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
     cmd.current_dir(dir)
         .args(["--log-json"])
         .args(args)
@@ -220,6 +238,17 @@ async fn with_no_configuration_it_starts_on_sqlite_with_the_default_catalog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exit() {
+    sigterm_case(None).await;
+}
+
+/// On one core the gateway runs a current-thread runtime; shutting down there keeps every
+/// request's usage too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_core_it_runs_one_thread_and_sigterm_still_writes_all_usage() {
+    sigterm_case(Some(0)).await;
+}
+
+async fn sigterm_case(core: Option<u32>) {
     let fake = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.db");
@@ -231,7 +260,19 @@ async fn sigterm_lets_in_flight_streams_finish_and_writes_their_usage_before_exi
         10.0,
     );
     std::fs::write(dir.path().join("switchyard.toml"), toml).unwrap();
-    let mut gw = spawn_gateway(dir.path(), &["serve"], &[]).await;
+    let mut gw = spawn_gateway_on(core, dir.path(), &["serve"], &[]).await;
+    let one_thread =
+        core.is_some() || std::thread::available_parallelism().map_or(1, usize::from) == 1;
+    let flavor = if one_thread {
+        "CurrentThread"
+    } else {
+        "MultiThread"
+    };
+    let listening = gw.logs.lock().unwrap().clone();
+    assert!(
+        listening.contains(&format!("\"runtime\":\"{flavor}\"")),
+        "{listening}"
+    );
     let client = reqwest::Client::new();
     let prompt = "the secret prompt text 7f3a9";
     let token = gw.signup(&client, "term@example.com").await;
