@@ -167,7 +167,7 @@ pub trait LedgerStore: Send + Sync {
         account: &AccountId,
         month_start: UnixMillis,
     ) -> Result<MoneySnapshot>;
-    /// What a key spent since `month_start`.
+    /// What a key spent in the calendar month (UTC) that starts at, or holds, `month_start`.
     async fn key_month_spend(&self, key: &KeyId, month_start: UnixMillis) -> Result<Money>;
     /// Every account whose balance differs from the sum of its ledger (empty when sound).
     async fn ledger_mismatches(&self) -> Result<Vec<LedgerMismatch>>;

@@ -472,9 +472,24 @@ on_every_backend!(
                 .month_spend,
             Money::from_nanos(250)
         );
+        // The key's spend per month: January's two paying events, February's one, and
+        // nothing in March; any instant in a month names that month.
+        for (at, spent) in [
+            (0, 1_600),
+            (10_000, 1_600),
+            (february, 250),
+            (UnixMillis(february).month_start().0, 250),
+            (2 * 31 * 86_400_000, 0),
+        ] {
+            assert_eq!(
+                s.key_month_spend(&k.id, UnixMillis(at)).await.unwrap(),
+                Money::from_nanos(spent),
+                "at {at}"
+            );
+        }
         assert_eq!(
-            s.key_month_spend(&k.id, UnixMillis(0)).await.unwrap(),
-            Money::from_nanos(1_850)
+            s.key_month_spend(&kb.id, UnixMillis(0)).await.unwrap(),
+            Money::from_nanos(10)
         );
 
         let by_day = s
@@ -517,6 +532,21 @@ on_every_backend!(
         assert_eq!(
             (by_key[0].group.as_str(), by_key[0].requests),
             (k.id.as_str(), 3)
+        );
+
+        // A later batch adds to the month's row.
+        s.insert_usage(&[event(&id, &k.id, february + 1, 50)])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.key_month_spend(&k.id, UnixMillis(february))
+                .await
+                .unwrap(),
+            Money::from_nanos(300)
+        );
+        assert_eq!(
+            s.key_month_spend(&k.id, UnixMillis(0)).await.unwrap(),
+            Money::from_nanos(1_600)
         );
     }
 );
@@ -636,3 +666,57 @@ on_every_backend!(
         assert!(s.ledger_mismatches().await.unwrap().is_empty());
     }
 );
+
+/// A database from before `key_spend` (migration 6) gets each key's month spend from the
+/// usage events already in it when it is migrated.
+async fn key_spend_is_backfilled_from_earlier_events(kind: Kind) {
+    let Some(db) = TestDb::of(kind).await else {
+        return;
+    };
+    let s = store::connect(db.backend.clone()).await.unwrap();
+    let a = granted("backfill@example.com", "1");
+    s.create_account(&a).await.unwrap();
+    let id = a.account.id.clone();
+    let (_, k) = key(&id, 1000);
+    s.insert_key(&k).await.unwrap();
+    let february = 31 * 86_400_000 + 5;
+    s.insert_usage(&[
+        event(&id, &k.id, 10_000, 1_500),
+        event(&id, &k.id, february, 250),
+        event(&id, &k.id, 10_003, 100),
+        event(&id, &k.id, 10_004, 0),
+    ])
+    .await
+    .unwrap();
+    s.close().await;
+    // Back to version 5: no spend table, the index on the events' key again.
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    for sql in [
+        "DROP TABLE key_spend",
+        "DELETE FROM switchyard_migrations WHERE version = 6",
+        "CREATE INDEX usage_events_key_time ON usage_events(key_id, created_at)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let s = store::connect(db.backend.clone()).await.unwrap();
+    for (at, spent) in [(0, 1_600), (february, 250), (2 * february, 0)] {
+        assert_eq!(
+            s.key_month_spend(&k.id, UnixMillis(at)).await.unwrap(),
+            Money::from_nanos(spent),
+            "{kind:?} at {at}"
+        );
+    }
+    s.close().await;
+}
+
+#[tokio::test]
+async fn key_spend_is_backfilled_on_sqlite() {
+    key_spend_is_backfilled_from_earlier_events(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn key_spend_is_backfilled_on_postgres() {
+    key_spend_is_backfilled_from_earlier_events(Kind::Postgres).await;
+}

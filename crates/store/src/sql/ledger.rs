@@ -132,7 +132,7 @@ pub(super) async fn append_many_in(
         })
         .collect();
     store
-        .insert_rows(conn, "ledger_entries", LEDGER_COLUMNS, &rows)
+        .insert_rows(conn, "ledger_entries", LEDGER_COLUMNS, "", &rows)
         .await?;
     Ok(())
 }
@@ -211,14 +211,16 @@ impl LedgerStore for SqlStore {
     }
 
     async fn key_month_spend(&self, key: &KeyId, month_start: UnixMillis) -> Result<Money> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS spent FROM usage_events WHERE key_id = $1 AND created_at >= $2",
-        )
-        .bind(key.as_str())
-        .bind(month_start.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Money::from_nanos(row.try_get::<i64, _>("spent")?))
+        let row =
+            sqlx::query("SELECT spent_nanos FROM key_spend WHERE key_id = $1 AND month_start = $2")
+                .bind(key.as_str())
+                .bind(month_start.month_start().0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Money::from_nanos(r.try_get::<i64, _>("spent_nanos")?),
+            None => Money::ZERO,
+        })
     }
 
     async fn ledger_mismatches(&self) -> Result<Vec<LedgerMismatch>> {

@@ -90,6 +90,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_usage_debits.sql"),
         include_str!("../../migrations/postgres/0005_usage_debits.sql"),
     ),
+    (
+        6,
+        "key_spend",
+        include_str!("../../migrations/sqlite/0006_key_spend.sql"),
+        include_str!("../../migrations/postgres/0006_key_spend.sql"),
+    ),
 ];
 
 /// Postgres advisory lock id held while migrating, so nodes starting together take turns.
@@ -238,11 +244,14 @@ impl SqlStore {
     /// On SQLite the statements are `INSERT OR ROLLBACK`: a failure ends the caller's whole
     /// transaction, which the caller must then roll back (a no-op there) before reusing the
     /// connection, as `insert_usage` does.
+    ///
+    /// `suffix` follows the `VALUES` list (an `ON CONFLICT` clause, or nothing).
     pub(super) async fn insert_rows(
         &self,
         conn: &mut AnyConnection,
         table: &'static str,
         columns: &'static str,
+        suffix: &'static str,
         rows: &[Vec<Cell<'_>>],
     ) -> std::result::Result<(), sqlx::Error> {
         let Some(width) = rows.first().map(Vec::len) else {
@@ -257,7 +266,7 @@ impl SqlStore {
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(chunk_rows(rest.len(), (params / width).max(1)));
             rest = tail;
-            let sql = multi_insert_sql(table, columns, width, chunk.len(), sqlite);
+            let sql = multi_insert_sql(table, columns, suffix, width, chunk.len(), sqlite);
             let mut q = sqlx::query(&sql);
             for cell in chunk.iter().flatten() {
                 q = match cell {
@@ -404,7 +413,7 @@ fn chunk_rows(remaining: usize, max_rows: usize) -> usize {
     size
 }
 
-/// `INSERT INTO table (columns) VALUES ($1, …), (…), …` for `rows` rows, in SQLite's
+/// `INSERT INTO table (columns) VALUES ($1, …), (…), … suffix` for `rows` rows, in SQLite's
 /// dialect when `sqlite`:
 /// - bare `?` placeholders: its numbered and named parameters are kept in a list that every
 ///   bind searches, which made binding quadratic in a statement's size; bare `?`s are not in
@@ -418,6 +427,7 @@ fn chunk_rows(remaining: usize, max_rows: usize) -> usize {
 pub(super) fn multi_insert_sql(
     table: &'static str,
     columns: &'static str,
+    suffix: &'static str,
     column_count: usize,
     rows: usize,
     sqlite: bool,
@@ -454,6 +464,10 @@ pub(super) fn multi_insert_sql(
             }
         }
         sql.push(')');
+    }
+    if !suffix.is_empty() {
+        sql.push(' ');
+        sql.push_str(suffix);
     }
     let sql: Arc<str> = Arc::from(sql);
     cache

@@ -113,9 +113,25 @@ fn debits(events: &[UsageEvent]) -> (Vec<Debit>, Vec<Option<usize>>) {
     (debits, paid_by)
 }
 
+/// What each key spent in each calendar month, over a batch's paying events.
+fn key_spends(events: &[UsageEvent]) -> Vec<(&KeyId, UnixMillis, Money)> {
+    let mut spends: Vec<(&KeyId, UnixMillis, Money)> = Vec::new();
+    for e in events.iter().filter(|e| e.cost > Money::ZERO) {
+        let month = e.created_at.month_start();
+        match spends
+            .iter_mut()
+            .find(|(k, m, _)| *k == &e.key_id && *m == month)
+        {
+            Some(slot) => slot.2 += e.cost,
+            None => spends.push((&e.key_id, month, e.cost)),
+        }
+    }
+    spends
+}
+
 impl SqlStore {
     /// A batch's statements, run inside the transaction `insert_usage` holds open: the
-    /// events, their debits, and each key's last use.
+    /// events, their debits, each key's month spend and each key's last use.
     async fn write_batch(
         &self,
         conn: &mut AnyConnection,
@@ -123,9 +139,31 @@ impl SqlStore {
         rows: &[Vec<Cell<'_>>],
         debits: &[Debit],
     ) -> std::result::Result<(), sqlx::Error> {
-        self.insert_rows(conn, "usage_events", COLUMNS, rows)
+        self.insert_rows(conn, "usage_events", COLUMNS, "", rows)
             .await?;
         super::ledger::append_many_in(self, conn, debits).await?;
+        // Each key's spend per month, added once per batch: a budget is checked against
+        // it, where an index over every event's key cost a B-tree insert per event.
+        let spends = key_spends(events);
+        let spend_rows: Vec<Vec<Cell<'_>>> = spends
+            .iter()
+            .map(|(key, month, spent)| {
+                vec![
+                    Cell::Text(Some(key.as_str())),
+                    Cell::Int(month.0),
+                    Cell::Int(spent.nanos()),
+                ]
+            })
+            .collect();
+        self.insert_rows(
+            conn,
+            "key_spend",
+            "key_id, month_start, spent_nanos",
+            "ON CONFLICT (key_id, month_start) \
+             DO UPDATE SET spent_nanos = key_spend.spent_nanos + excluded.spent_nanos",
+            &spend_rows,
+        )
+        .await?;
         // One update per key in the batch, not per event.
         let mut last_used: Vec<(&KeyId, i64)> = Vec::new();
         for e in events {

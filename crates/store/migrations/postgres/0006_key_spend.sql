@@ -1,0 +1,15 @@
+-- Each key's spend per calendar month (UTC), kept by the usage writer once per batch and
+-- key. A key's monthly budget is checked against it, so usage_events no longer needs an
+-- index on key_id (an index entry per event).
+CREATE TABLE key_spend (
+    key_id      TEXT NOT NULL REFERENCES api_keys(id),
+    month_start BIGINT NOT NULL,
+    spent_nanos BIGINT NOT NULL,
+    PRIMARY KEY (key_id, month_start)
+);
+INSERT INTO key_spend (key_id, month_start, spent_nanos)
+    SELECT key_id,
+           (EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC')) * 1000)::BIGINT,
+           SUM(cost_nanos)
+    FROM usage_events WHERE cost_nanos > 0 GROUP BY 1, 2;
+DROP INDEX IF EXISTS usage_events_key_time
