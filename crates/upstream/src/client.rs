@@ -3,12 +3,14 @@
 //! the key is presented (`Authorization: Bearer`; `x-api-key` with `anthropic-version`;
 //! `x-goog-api-key`). Timeouts, pooling and body limits are shared.
 
+use crate::pool::{Http1Pool, Lease};
 use crate::{ProviderSettings, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -24,18 +26,54 @@ use std::time::Duration;
 /// Idle pooled connections are closed after this, shorter than common server keep-alives.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// hyper's pooled client (HTTP/1.1, or HTTP/2 where TLS negotiates it) over rustls with the
-/// Mozilla roots; plain `http://` for self-hosted servers. Redirects are never followed: a
-/// redirect from a model server is a misconfiguration to report, not to follow with the
-/// request body and key.
+/// hyper-util's pooled client (HTTP/1.1, or HTTP/2 where TLS negotiates it) over rustls
+/// with the Mozilla roots. Redirects are never followed: a redirect from a model server is a
+/// misconfiguration to report, not to follow with the request body and key.
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// How requests reach an upstream.
+enum Transport {
+    /// `http://` (a self-hosted server): kept-alive HTTP/1.1 connections of our own
+    /// (`pool::Http1Pool`); requests carry their URI in origin form.
+    Plain(Http1Pool),
+    /// `https://`: hyper-util's client; requests carry their absolute URI.
+    Tls(Box<HttpClient>),
+}
+
+impl Transport {
+    /// The response head, and for a pooled connection the lease that gives it back once
+    /// the body has been read to its end.
+    async fn request(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Incoming>, Option<Lease>), UpstreamError> {
+        match self {
+            Transport::Plain(pool) => pool.send(req).await.map(|(r, l)| (r, Some(l))),
+            Transport::Tls(client) => client
+                .request(req)
+                .await
+                .map(|r| (r, None))
+                .map_err(|e| classify(&e)),
+        }
+    }
+
+    /// `url` (absolute, checked) as this transport's requests carry it.
+    fn target(&self, url: Uri) -> Uri {
+        match self {
+            Transport::Plain(_) => url
+                .path_and_query()
+                .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone())),
+            Transport::Tls(_) => url,
+        }
+    }
+}
 
 pub struct HttpUpstream {
     name: String,
     protocol: Protocol,
     base_url: String,
-    /// Each OpenAI endpoint's URL (or Anthropic's `/messages`), parsed once rather than per
-    /// request.
+    /// Each OpenAI endpoint's URL (or Anthropic's `/messages`) as the transport sends it,
+    /// parsed once rather than per request.
     urls: [Uri; 3],
     /// The `Host` header for plain-HTTP upstreams, made once: hyper's client would format
     /// it for every request. (Over TLS the connection may be HTTP/2, which carries the
@@ -43,7 +81,7 @@ pub struct HttpUpstream {
     host: Option<HeaderValue>,
     /// Sent with every request: the dialect's version header and the operator's own.
     headers: HeaderMap,
-    client: HttpClient,
+    transport: Transport,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     total_timeout: Duration,
@@ -83,14 +121,25 @@ impl HttpUpstream {
             url(Endpoint::Completions)?,
             url(Endpoint::Embeddings)?,
         ];
+        let host = plain_http_host(&urls[0]);
+        let transport = match urls[0].host() {
+            Some(name) if host.is_some() => Transport::Plain(Http1Pool::new(
+                name,
+                urls[0].port_u16().unwrap_or(80),
+                s.connect_timeout,
+                POOL_IDLE_TIMEOUT,
+            )),
+            _ => Transport::Tls(Box::new(http_client(s.connect_timeout)?)),
+        };
+        let urls = urls.map(|u| transport.target(u));
         Ok(Self {
             name: s.name.clone(),
             protocol,
-            host: plain_http_host(&urls[0]),
+            host,
             urls,
             base_url,
             headers,
-            client: http_client(s.connect_timeout)?,
+            transport,
             first_byte_timeout: s.first_byte_timeout,
             idle_timeout: s.idle_timeout,
             total_timeout: s.total_timeout,
@@ -206,8 +255,9 @@ impl Upstream for HttpUpstream {
             } else {
                 "generateContent"
             };
-            parse_url(&format!("{}/models/{}:{method}", self.base_url, req.model))
-                .map_err(|e| UpstreamError::Connect(format!("the model's URL: {e}")))?
+            let url = parse_url(&format!("{}/models/{}:{method}", self.base_url, req.model))
+                .map_err(|e| UpstreamError::Connect(format!("the model's URL: {e}")))?;
+            self.transport.target(url)
         } else {
             self.urls[match req.endpoint {
                 Endpoint::ChatCompletions => 0,
@@ -230,12 +280,9 @@ impl Upstream for HttpUpstream {
         // One timer serves the whole exchange: the answer's head and first chunk are due by
         // `wait`, and the body reader moves it on for each later chunk.
         let mut timer = Box::pin(tokio::time::sleep_until(started + wait));
-        let resp = tokio::select! {
+        let (resp, lease) = tokio::select! {
             biased;
-            r = self.client.request(request) => match r {
-                Ok(r) => r,
-                Err(e) => return Err(classify(&e)),
-            },
+            r = self.transport.request(request) => r?,
             () = &mut timer => return Err(UpstreamError::Timeout(wait)),
         };
         let (parts, body) = resp.into_parts();
@@ -260,6 +307,7 @@ impl Upstream for HttpUpstream {
                 },
                 first: true,
                 done: false,
+                lease,
             }),
         })
     }
@@ -267,12 +315,14 @@ impl Upstream for HttpUpstream {
     async fn probe(&self, api_key: Option<Arc<str>>) -> Result<(), UpstreamError> {
         let url = parse_url(&format!("{}/models", self.base_url))
             .map_err(|e| UpstreamError::Connect(format!("the listing's URL: {e}")))?;
+        let url = self.transport.target(url);
         let request = self.request(Method::GET, url, api_key.as_ref(), Bytes::new());
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+        // The listing's body is not read: its connection is closed, not kept.
+        match tokio::time::timeout(self.first_byte_timeout, self.transport.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.first_byte_timeout)),
-            Ok(Err(e)) => Err(classify(&e)),
-            Ok(Ok(r)) if r.status().is_success() => Ok(()),
-            Ok(Ok(r)) => Err(UpstreamError::Transport(format!(
+            Ok(Err(e)) => Err(e),
+            Ok(Ok((r, _))) if r.status().is_success() => Ok(()),
+            Ok(Ok((r, _))) => Err(UpstreamError::Transport(format!(
                 "the model listing answered HTTP {}",
                 r.status().as_u16()
             ))),
@@ -288,7 +338,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -325,50 +375,55 @@ impl BodyLimits {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A body that ends with `Timeout` or `Idle` when a limit of `BodyLimits` passes. One
-    /// timer, moved on with each chunk, rather than one per chunk.
-    struct Limited<B> {
-        #[pin]
-        body: B,
-        timer: Pin<Box<tokio::time::Sleep>>,
-        limits: BodyLimits,
-        first: bool,
-        done: bool,
+/// A body that ends with `Timeout` or `Idle` when a limit of `BodyLimits` passes. One
+/// timer, moved on with each chunk, rather than one per chunk.
+struct Limited {
+    body: BodyDataStream<Incoming>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    limits: BodyLimits,
+    first: bool,
+    done: bool,
+    /// The pooled connection the body comes on, given back at the body's end.
+    lease: Option<Lease>,
+}
+
+impl Limited {
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
     }
 }
 
-impl<B> futures_util::Stream for Limited<B>
-where
-    B: futures_util::Stream<Item = Result<Bytes, hyper::Error>>,
-{
+impl futures_util::Stream for Limited {
     type Item = Result<Bytes, UpstreamError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        if *this.done {
+        let this = self.get_mut();
+        if this.done {
             return Poll::Ready(None);
         }
-        match this.body.poll_next(cx) {
+        match futures_util::Stream::poll_next(Pin::new(&mut this.body), cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                *this.first = false;
+                this.first = false;
                 let until = this.limits.next();
                 this.timer.as_mut().reset(until);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(None) => {
-                *this.done = true;
+                this.done = true;
+                this.release();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
-                *this.done = true;
+                this.done = true;
                 Poll::Ready(Some(Err(UpstreamError::Transport(root_cause(&e)))))
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    *this.done = true;
+                    this.done = true;
                     let at = this.timer.deadline();
-                    Poll::Ready(Some(Err(this.limits.late(*this.first, at))))
+                    Poll::Ready(Some(Err(this.limits.late(this.first, at))))
                 }
                 Poll::Pending => Poll::Pending,
             },
@@ -376,9 +431,96 @@ where
     }
 }
 
+impl Drop for Limited {
+    /// A reader that stops at its protocol's last event (an SSE stream's `[DONE]`) drops the
+    /// body before seeing its end. When that end has already arrived, the connection is
+    /// still good: give it back. Otherwise (the client went away mid-answer) hyper closes
+    /// it, which is also what tells the upstream to stop generating.
+    fn drop(&mut self) {
+        if self.lease.is_none() || self.done {
+            return;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(None) =
+            futures_util::Stream::poll_next(Pin::new(&mut self.body), &mut cx)
+        {
+            self.release();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::tests::{server, After};
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering;
+
+    fn local(port: u16) -> HttpUpstream {
+        let settings = ProviderSettings {
+            name: "local".into(),
+            kind: "openai".into(),
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            api_keys: vec![],
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(30),
+            max_concurrency: None,
+            health_check_interval: None,
+            headers: vec![],
+        };
+        HttpUpstream::new(&settings, Protocol::OpenAi).unwrap()
+    }
+
+    fn chat(stream: bool) -> UpstreamRequest {
+        UpstreamRequest {
+            endpoint: Endpoint::ChatCompletions,
+            model: "m".into(),
+            body: Bytes::from_static(b"{}"),
+            stream,
+            api_key: None,
+        }
+    }
+
+    /// Reads a stream to its end; the text.
+    async fn read_stream(up: &HttpUpstream) -> String {
+        let body = up.send(chat(true)).await.unwrap().body;
+        let chunks: Vec<_> = body.collect().await;
+        chunks
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn plain_http_upstreams_reuse_connections_for_answers_and_streams_read_to_their_end() {
+        let (port, accepted, heads) = server(After::KeepOpen).await;
+        let up = local(port);
+        for _ in 0..3 {
+            let body = up.send(chat(false)).await.unwrap().body;
+            let chunks: Vec<_> = body.collect().await;
+            assert_eq!(chunks.len(), 1);
+            assert!(read_stream(&up).await.ends_with("data: [DONE]\n\n"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 6);
+        assert!(heads[0].starts_with("POST /v1/chat/completions HTTP/1.1\r\n"));
+        assert!(heads[0].contains(&format!("host: 127.0.0.1:{port}")));
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_before_its_end_closes_its_connection() {
+        let (port, accepted, _) = server(After::KeepOpen).await;
+        let up = local(port);
+        let mut body = up.send(chat(true)).await.unwrap().body;
+        let first = body.next().await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&first).contains("[DONE]"));
+        drop(body);
+        read_stream(&up).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn the_host_header_is_made_for_plain_http_as_hyper_would() {

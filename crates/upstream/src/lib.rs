@@ -2,6 +2,7 @@
 //! gemini) share one HTTP client and differ in dialect (`client`), chosen once in `registry`.
 
 mod client;
+mod pool;
 mod registry;
 
 pub use registry::build;
