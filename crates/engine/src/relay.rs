@@ -23,6 +23,7 @@ use protocol::translate::{Inbound, Reply, StreamRelay};
 use protocol::{Protocol, RawMap};
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,6 +31,13 @@ use upstream::{BodyStream, UpstreamError, UpstreamResponse};
 
 /// Upstream error bodies are read up to this size; the rest is not needed for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// After a stream's last event, how long the upstream's body may take to end (its chunked
+/// terminator usually follows in the same packet) so that its connection goes back to the
+/// pool; past it, or past `END_CHUNKS` more chunks, the body is dropped and the connection
+/// closed. The client has its last event already; only the end of its response waits.
+const END_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+const END_CHUNKS: u32 = 16;
 
 /// A relayed answer, ready for the HTTP layer. `provider` names the provider that answered
 /// (for `X-Switchyard-Provider`).
@@ -407,6 +415,13 @@ pub struct RelayStream {
     pending: VecDeque<Bytes>,
     meter: Option<Meter>,
     lease: Lease,
+    /// Reading the upstream body to its end after the protocol's last event.
+    ending: Option<Ending>,
+}
+
+struct Ending {
+    grace: Pin<Box<tokio::time::Sleep>>,
+    chunks: u32,
 }
 
 impl RelayStream {
@@ -418,6 +433,7 @@ impl RelayStream {
             pending: VecDeque::new(),
             meter: Some(meter),
             lease,
+            ending: None,
         }
     }
 
@@ -447,6 +463,10 @@ impl RelayStream {
                 self.settle(partial(ErrorCode::UpstreamError));
             } else if step.done {
                 self.settle(Finish::ok());
+                self.ending = Some(Ending {
+                    grace: Box::pin(tokio::time::sleep(END_GRACE)),
+                    chunks: 0,
+                });
             }
         }
     }
@@ -485,6 +505,32 @@ impl RelayStream {
     }
 }
 
+impl RelayStream {
+    /// The client's stream is complete. After a clean last event, wait (briefly) for the
+    /// upstream body's end, which is what lets its connection carry another request; after
+    /// a failure, end at once.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let Some(ending) = &mut self.ending else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match self.upstream.as_mut().poll_next(cx) {
+                // Nothing after the last event is relayed.
+                Poll::Ready(Some(Ok(_))) if ending.chunks < END_CHUNKS => ending.chunks += 1,
+                Poll::Pending => {
+                    if ending.grace.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+        self.ending = None;
+        Poll::Ready(None)
+    }
+}
+
 impl Stream for RelayStream {
     type Item = Result<Bytes, Infallible>;
 
@@ -495,7 +541,7 @@ impl Stream for RelayStream {
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if this.meter.is_none() {
-                return Poll::Ready(None);
+                return this.poll_end(cx);
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -81,6 +81,7 @@ impl Shared {
 pub struct FakeOpenAi {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    connections: Arc<AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -96,12 +97,18 @@ impl FakeOpenAi {
             .route("/v1beta/models", get(models))
             .route("/v1beta/models/{*tail}", post(crate::fake_gemini::generate))
             .with_state(shared.clone());
-        let (addr, server) = crate::serve_on_loopback(app).await;
+        let (addr, server, connections) = crate::serve_counting_connections(app).await;
         FakeOpenAi {
             addr,
             shared,
+            connections,
             _server: server,
         }
+    }
+
+    /// Connections the gateway opened to this upstream so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The base URL a provider config points at.

@@ -191,3 +191,61 @@ async fn an_upstream_error_before_the_stream_starts_is_a_plain_error_response() 
     .await;
     assert!(msg.contains("overloaded"), "{msg}");
 }
+
+#[tokio::test]
+async fn streams_and_answers_one_after_another_share_one_upstream_connection() {
+    let app = TestApp::start().await;
+    let (_, key) = app.user_with_key("reuse@example.com").await;
+    for _ in 0..3 {
+        let r = app.chat(&key, stream_body("fast")).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+        let r = app
+            .chat(
+                &key,
+                json!({ "model": "fast", "messages": [{ "role": "user", "content": "hi" }] }),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+    }
+    assert_eq!(
+        app.fake.connections(),
+        1,
+        "the stream's connection went back to the pool after its last event"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_the_client_leaves_closes_its_upstream_connection() {
+    let app = TestApp::start().await;
+    let (_, key) = app.user_with_key("leave@example.com").await;
+    app.fake.script([Behavior::Slow {
+        chunks: 20,
+        every: Duration::from_millis(50),
+    }]);
+    let r = app.chat(&key, stream_body("fast")).await;
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.fake.streams_cancelled() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream stream was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = app
+        .chat(
+            &key,
+            json!({ "model": "fast", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.fake.connections(),
+        2,
+        "a new connection for the next request"
+    );
+}
