@@ -503,9 +503,7 @@ impl RelayStream {
             );
         }
     }
-}
 
-impl RelayStream {
     /// The client's stream is complete. After a clean last event, wait (briefly) for the
     /// upstream body's end, which is what lets its connection carry another request; after
     /// a failure, end at once.
