@@ -306,7 +306,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn requests_one_after_another_share_one_connection_in_origin_form() {
+    async fn requests_one_after_another_share_one_connection() {
         let (port, accepted, heads) = server(After::KeepOpen).await;
         let p = pool(port);
         for _ in 0..5 {
@@ -314,9 +314,7 @@ pub(crate) mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(p.idle(), 1);
-        let heads = heads.lock().unwrap();
-        assert!(heads[0].starts_with("POST /v1/chat/completions HTTP/1.1\r\n"));
-        assert!(heads[0].contains(&format!("host: 127.0.0.1:{port}")));
+        assert_eq!(heads.lock().unwrap().len(), 5);
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@ fn stream_body(model: &str) -> Value {
     json!({ "model": model, "stream": true, "messages": [{ "role": "user", "content": "Say hello" }] })
 }
 
+/// The same request without streaming.
+fn answer_body(model: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "Say hello" }] })
+}
+
 /// The `data:` payloads of an SSE body, in order.
 fn events(text: &str) -> Vec<String> {
     text.split("\n\n")
@@ -174,12 +179,7 @@ async fn a_client_going_away_cancels_the_upstream_and_is_billed_partially() {
         "tokens produced so far are billed"
     );
     // The abandoned stream's upstream connection was closed, not kept for the next request.
-    let r = app
-        .chat(
-            &key,
-            json!({ "model": "fast", "messages": [{ "role": "user", "content": "hi" }] }),
-        )
-        .await;
+    let r = app.chat(&key, answer_body("fast")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.fake.connections(), 2);
 }
@@ -209,12 +209,7 @@ async fn streams_and_answers_one_after_another_share_one_upstream_connection() {
         let r = app.chat(&key, stream_body("fast")).await;
         assert_eq!(r.status(), 200);
         assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
-        let r = app
-            .chat(
-                &key,
-                json!({ "model": "fast", "messages": [{ "role": "user", "content": "hi" }] }),
-            )
-            .await;
+        let r = app.chat(&key, answer_body("fast")).await;
         assert_eq!(r.status(), 200);
         r.text().await.unwrap();
     }
