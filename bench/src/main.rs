@@ -59,19 +59,9 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    // The runtime the gateway picks (its `runtime()`), so that the bare proxy is measured
-    // on the same footing: each process is pinned to one core, which gets a current-thread
-    // runtime unless `TOKIO_WORKER_THREADS` asks for the multi-threaded one.
-    let one_core = std::thread::available_parallelism().map_or(1, usize::from) == 1;
-    let rt = if one_core && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-    };
+    // The runtime the gateway picks, so that the bare proxy is measured on the same footing:
+    // each process is pinned to one core, which gets a current-thread runtime.
+    let rt = switchyard::serve::runtime()?;
     rt.block_on(async move {
         match cli.command {
             Command::Upstream { listen } => upstream::run(listen).await,

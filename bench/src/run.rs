@@ -71,8 +71,8 @@ fn free_addr() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// Runs `exe args` pinned to `core`, its output appended to `log`.
-/// Starts `exe args…` on `core`, under `wrap` (e.g. "valgrind --tool=callgrind") when given.
+/// Runs `exe args` pinned to `core`, under `wrap` (e.g. "valgrind --tool=callgrind") when
+/// given, its output appended to `log`.
 fn spawn_pinned(
     name: &'static str,
     core: u32,
@@ -625,7 +625,6 @@ async fn streaming(targets: [(&str, &Target, u32); 3]) -> Result<(Trio, Trio, us
     Ok((ttfb, gap_ms, chunks_seen))
 }
 
-/// Latency at a fixed request rate through each target: p50, p99, p99.9.
 /// Added latency at a fixed rate (p50, p99, p99.9), and CPU per request of each process at
 /// that rate: at the same load, unlike the closed loop, where the faster process also keeps
 /// the other core busier (and so spares itself the cost of waking it from idle).

@@ -93,7 +93,7 @@ fn main() -> Result<()> {
         config.log_format = config::LogFormat::Json;
     }
     logging::init(config.log_format, &config.log_level);
-    let runtime = runtime().context("starting the async runtime")?;
+    let runtime = switchyard::serve::runtime().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
@@ -131,19 +131,4 @@ fn main() -> Result<()> {
             }
         }
     })
-}
-
-/// The async runtime: with one core to run on (a 1-vCPU container, a process pinned to one
-/// core), a current-thread runtime, which has no work-stealing queues to keep in step and
-/// no other worker to wake; otherwise one worker thread per core, or as many as tokio's
-/// `TOKIO_WORKER_THREADS` asks for (which also asks for the multi-threaded runtime on one core).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if cores == 1 && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Runtime::new()
-    }
 }

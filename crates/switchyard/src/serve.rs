@@ -12,6 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// The async runtime: with one core to run on (a 1-vCPU container, a process pinned to one
+/// core), a current-thread runtime, which has no work-stealing queues to keep in step and
+/// no other worker to wake; otherwise one worker thread per core, or as many as tokio's
+/// `TOKIO_WORKER_THREADS` asks for (which also asks for the multi-threaded runtime on one core).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores == 1 && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
 /// Opens storage, runs migrations, bootstraps the first admin and builds the engine.
 pub async fn build_engine(config: &Config) -> Result<Arc<Engine>> {
     let backend =
