@@ -111,9 +111,10 @@ impl<'a> RawMap<'a> {
     /// reallocates to shrink its buffer): the field a relay rewrites on every request and
     /// every stream chunk.
     pub fn set_str(&mut self, key: &str, value: &str) {
-        let mut text = String::with_capacity(value.len() + 2);
+        let mut text = Vec::with_capacity(value.len() + 2);
         write_string(&mut text, value);
-        if let Ok(raw) = RawValue::from_string(text) {
+        let raw = String::from_utf8(text).map(RawValue::from_string);
+        if let Ok(Ok(raw)) = raw {
             self.set_raw(key, raw);
         }
     }
@@ -143,31 +144,100 @@ impl<'a> RawMap<'a> {
             .sum::<usize>()
             + self.fields.len().saturating_sub(1)
             + 2;
-        let mut out = String::with_capacity(size);
-        out.push('{');
+        let mut out = Vec::with_capacity(size);
+        out.push(b'{');
         for (i, (k, v)) in self.fields.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
             write_string(&mut out, k);
-            out.push(':');
-            out.push_str(v.get());
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
         }
-        out.push('}');
-        out.into_bytes()
+        out.push(b'}');
+        out
     }
+
+    /// Appends `source`, the text this map was read from (`borrowed`), to `out` with string
+    /// fields set: each of `set` replaces that field's value where it is, or is added before
+    /// the closing brace when absent. Every other byte is copied as it came, whitespace
+    /// included, without writing the map out again field by field (`to_vec`): what a relay
+    /// does to every answer and every stream chunk. Returns false, having written nothing,
+    /// when a value to replace is not a slice of `source` (a map that was edited or owned).
+    pub fn splice_into(&self, source: &[u8], set: &[(&str, &str)], out: &mut Vec<u8>) -> bool {
+        const MAX_SET: usize = 4;
+        let Some(close) = source.iter().rposition(|&b| b == b'}') else {
+            return false;
+        };
+        if set.len() > MAX_SET {
+            return false;
+        }
+        // Where each present field's value lies in `source`, in `set`'s order.
+        let mut at = [None::<(usize, usize)>; MAX_SET];
+        for (slot, (key, _)) in at.iter_mut().zip(set) {
+            if let Some(v) = self.get(key) {
+                let Some(start) = offset_in(source, v.get().as_bytes()) else {
+                    return false;
+                };
+                *slot = Some((start, start + v.get().len()));
+            }
+        }
+        out.reserve(
+            source.len()
+                + set
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 6)
+                    .sum::<usize>(),
+        );
+        let mut copied = 0;
+        // Replacements in the order they appear in the source; `set` is a handful at most.
+        let mut done = [false; MAX_SET];
+        while let Some(i) = (0..set.len())
+            .filter(|&i| !done[i])
+            .filter_map(|i| at[i].map(|(start, _)| (start, i)))
+            .min()
+            .map(|(_, i)| i)
+        {
+            done[i] = true;
+            let Some((start, end)) = at[i] else { break };
+            out.extend_from_slice(&source[copied..start]);
+            write_string(out, set[i].1);
+            copied = end;
+        }
+        out.extend_from_slice(&source[copied..close]);
+        let mut fields = self.fields.len();
+        for (i, (key, value)) in set.iter().enumerate() {
+            if at[i].is_none() {
+                if fields > 0 {
+                    out.push(b',');
+                }
+                write_string(out, key);
+                out.push(b':');
+                write_string(out, value);
+                fields += 1;
+            }
+        }
+        out.extend_from_slice(&source[close..]);
+        true
+    }
+}
+
+/// Where `part` starts within `whole`, when it is a slice of it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 /// `s` as a JSON string: copied when nothing in it needs escaping (the usual case), else
 /// escaped by serde_json.
-fn write_string(out: &mut String, s: &str) {
+fn write_string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     } else {
         // Serializing a string cannot fail.
-        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -319,6 +389,51 @@ mod tests {
             RawMap::borrowed(b"{\"a\":\"\xff\"}"),
             Err(JsonError::Syntax(m)) if m == "invalid UTF-8 at byte 6 of the body"
         ));
+    }
+
+    #[test]
+    fn splicing_sets_string_fields_and_keeps_every_other_byte() {
+        let body = b"{\n  \"id\": \"x\",\n  \"model\": \"gemma3:4b\",\n  \"n\": [1, 2]\n}\n";
+        let m = RawMap::borrowed(body).unwrap();
+        let mut out = b"data: ".to_vec();
+        assert!(m.splice_into(
+            body,
+            &[("model", "fast"), ("provider", "say \"hi\"")],
+            &mut out
+        ));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "data: {\n  \"id\": \"x\",\n  \"model\": \"fast\",\n  \"n\": [1, 2]\n,\"provider\":\"say \\\"hi\\\"\"}\n"
+        );
+        // Replacements are made in the source's order whatever the order asked.
+        let body = br#"{"provider":"a","x":{"model":"inner"},"model":"b"}"#;
+        let m = RawMap::borrowed(body).unwrap();
+        let mut out = Vec::new();
+        assert!(m.splice_into(body, &[("model", "M"), ("provider", "P")], &mut out));
+        assert_eq!(
+            out,
+            br#"{"provider":"P","x":{"model":"inner"},"model":"M"}"#
+        );
+        let mut out = Vec::new();
+        assert!(RawMap::borrowed(b"{ }")
+            .unwrap()
+            .splice_into(b"{ }", &[("p", "v")], &mut out));
+        assert_eq!(out, br#"{ "p":"v"}"#);
+        // The same as writing the map out after setting the fields, for compact input.
+        let body = br#"{"model":"m","usage":{"total_tokens":3}}"#;
+        let mut edited = RawMap::borrowed(body).unwrap();
+        let mut out = Vec::new();
+        assert!(edited.splice_into(body, &[("model", "pub"), ("provider", "p")], &mut out));
+        edited.set_str("model", "pub");
+        edited.set_str("provider", "p");
+        assert_eq!(out, edited.to_vec());
+        // A map whose values are not slices of the source writes nothing.
+        let mut out = Vec::new();
+        assert!(!edited.splice_into(body, &[("model", "x")], &mut out));
+        assert!(!RawObject::parse(body)
+            .unwrap()
+            .splice_into(body, &[("model", "x")], &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]

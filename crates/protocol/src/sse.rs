@@ -62,7 +62,8 @@ impl SseDecoder {
     fn find_terminator(&mut self) -> Option<usize> {
         let b = &self.buf[..];
         let start = self.scanned.saturating_sub(3);
-        for i in start..b.len() {
+        // Only line ends can end an event: jump from one to the next.
+        for i in memchr::memchr2_iter(b'\n', b'\r', &b[start..]).map(|i| i + start) {
             if b[i] == b'\n' && i >= 1 && b[i - 1] == b'\n' {
                 return Some(i + 1);
             }
@@ -79,10 +80,17 @@ impl SseDecoder {
 }
 
 fn parse_frame(raw: Bytes) -> SseFrame {
-    let text = String::from_utf8_lossy(&raw);
+    let text = match std::str::from_utf8(&raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(&raw),
+    };
     let mut event = None;
     let mut data: Option<String> = None;
-    for line in text.split(['\n', '\r']) {
+    let mut rest = &text[..];
+    while !rest.is_empty() {
+        let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes()).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or("");
         if line.is_empty() || line.starts_with(':') {
             continue;
         }

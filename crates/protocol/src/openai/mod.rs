@@ -173,12 +173,22 @@ pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Optio
     } else {
         String::new()
     };
-    if obj.contains("model") {
-        obj.set_str("model", public_model);
+    let set = [("model", public_model), ("provider", provider)];
+    // The model is named back only where the upstream named one.
+    let set = if obj.contains("model") {
+        &set[..]
+    } else {
+        &set[1..]
+    };
+    let mut body_out = Vec::new();
+    if !obj.splice_into(body, set, &mut body_out) {
+        for (key, value) in set {
+            obj.set_str(key, value);
+        }
+        body_out = obj.to_vec();
     }
-    obj.set_str("provider", provider);
     Some(ClientResponse {
-        body: obj.to_vec(),
+        body: body_out,
         usage,
         generated_text,
     })

@@ -54,16 +54,37 @@ impl ChunkRewriter {
         };
         let chars = generated_text(&chunk);
         let usage = chunk.get("usage").and_then(TokenUsage::from_raw);
+        let mut strip = false;
         if self.strip_usage && chunk.contains("usage") {
             let no_choices = chunk.get("choices").is_none_or(|c| c.get().trim() == "[]");
             if usage.is_some() && no_choices {
                 return (ChunkAction::Drop, usage, chars);
             }
+            strip = true;
+        }
+        if !chunk.contains("model") && !strip {
+            return (ChunkAction::Forward(frame.raw.clone()), usage, chars);
+        }
+        let set = [
+            ("model", self.public_model.as_str()),
+            ("provider", self.provider.as_str()),
+        ];
+        // The usual chunk, one line of JSON with a model: its frame is written in one go.
+        if !strip && memchr::memchr(b'\n', data.as_bytes()).is_none() {
+            let mut out = Vec::with_capacity(data.len() + 64);
+            out.extend_from_slice(b"data: ");
+            if chunk.splice_into(data.as_bytes(), &set, &mut out) {
+                out.extend_from_slice(b"\n\n");
+                return (ChunkAction::Forward(Bytes::from(out)), usage, chars);
+            }
+        }
+        if strip {
             chunk.remove("usage");
         }
         if chunk.contains("model") {
-            chunk.set_str("model", &self.public_model);
-            chunk.set_str("provider", &self.provider);
+            for (key, value) in set {
+                chunk.set_str(key, value);
+            }
         }
         (
             ChunkAction::Forward(data_frame(&chunk.to_vec())),
