@@ -2,6 +2,8 @@
 //! backend, rendered as RFC 3339 only at the edge.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+#[cfg(not(target_os = "linux"))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
@@ -9,13 +11,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[serde(transparent)]
 pub struct UnixMillis(pub i64);
 
+/// The wall clock, as time since the Unix epoch, read from the kernel's coarse clock where
+/// there is one (Linux: `CLOCK_REALTIME_COARSE`, a few nanoseconds from the vDSO against a
+/// few dozen for the precise clock, and as fine as the scheduler tick, 1–4 ms). A request
+/// reads the wall clock several times (its event's time and id, limit windows, expiry) and
+/// none of them needs better than milliseconds; durations are measured with `Instant`.
+pub fn wall_clock() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        match (u64::try_from(t.tv_sec), u32::try_from(t.tv_nsec)) {
+            (Ok(secs), Ok(nanos)) => Duration::new(secs, nanos),
+            _ => Duration::ZERO,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+}
+
 impl UnixMillis {
     pub fn now() -> Self {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        Self(i64::try_from(ms).unwrap_or(i64::MAX))
+        Self(i64::try_from(wall_clock().as_millis()).unwrap_or(i64::MAX))
     }
 
     pub fn plus_secs(self, secs: i64) -> Self {
@@ -65,6 +85,20 @@ impl UnixMillis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_wall_clock_keeps_to_the_precise_one() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let coarse = wall_clock();
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        // Behind by at most a scheduler tick (4 ms at 250 Hz), never ahead.
+        assert!(coarse <= after, "{coarse:?} after {after:?}");
+        assert!(before.saturating_sub(coarse) < Duration::from_millis(20));
+    }
 
     #[test]
     fn rfc3339_round_trips_at_millisecond_precision() {

@@ -90,9 +90,7 @@ struct Prepared<'a> {
 
 /// Seconds since the epoch, for the `created` of translated OpenAI answers.
 pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    domain::time::wall_clock().as_secs()
 }
 
 impl Engine {

@@ -409,7 +409,7 @@ impl Router {
             entry,
             key,
             provider: c.provider.clone(),
-            started: Instant::now(),
+            started: now,
             decided: false,
             _slot: slot,
         })
@@ -428,15 +428,24 @@ impl Lease {
     /// The answer started: the deployment is healthy.
     pub fn succeeded(&mut self) {
         self.decided = true;
-        self.health
-            .succeeded(&self.entry, self.elapsed(), Instant::now());
+        let now = Instant::now();
+        self.health.succeeded(
+            &self.entry,
+            now.saturating_duration_since(self.started),
+            now,
+        );
     }
 
     /// The deployment failed this try.
     pub fn failed(&mut self, error: &str) {
         self.decided = true;
-        self.health
-            .failed(&self.entry, self.elapsed(), Instant::now(), error);
+        let now = Instant::now();
+        self.health.failed(
+            &self.entry,
+            now.saturating_duration_since(self.started),
+            now,
+            error,
+        );
     }
 
     /// An answer that had started broke off.
