@@ -14,6 +14,31 @@ use std::fmt;
 #[derive(Debug, Clone, Default)]
 pub struct RawMap<'a> {
     fields: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
+    /// The text the fields were read from, while they still say exactly what it says: set by
+    /// `borrowed`, dropped by the first edit. `splice_into` copies from it.
+    source: Option<&'a [u8]>,
+}
+
+/// A value `RawMap::splice_into` sets: a string (escaped as it is written) or JSON text.
+#[derive(Debug, Clone, Copy)]
+pub enum Splice<'a> {
+    Str(&'a str),
+    Json(&'a str),
+}
+
+impl Splice<'_> {
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Splice::Str(s) => write_string(out, s),
+            Splice::Json(j) => out.extend_from_slice(j.as_bytes()),
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Splice::Str(s) | Splice::Json(s) => s.len(),
+        }
+    }
 }
 
 /// A `RawMap` that owns its text.
@@ -56,13 +81,14 @@ impl<'a> RawMap<'a> {
                 e.valid_up_to()
             ))
         })?;
-        let obj: RawMap<'a> =
+        let mut obj: RawMap<'a> =
             serde_json::from_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
         for (i, (k, _)) in obj.fields.iter().enumerate() {
             if obj.fields[..i].iter().any(|(prev, _)| prev == k) {
                 return Err(JsonError::DuplicateField(k.to_string()));
             }
         }
+        obj.source = Some(bytes);
         Ok(obj)
     }
 
@@ -74,6 +100,7 @@ impl<'a> RawMap<'a> {
                 .into_iter()
                 .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
                 .collect(),
+            source: None,
         }
     }
 
@@ -120,6 +147,7 @@ impl<'a> RawMap<'a> {
     }
 
     pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+        self.source = None;
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = Cow::Owned(raw),
             None => self
@@ -130,6 +158,7 @@ impl<'a> RawMap<'a> {
 
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
         let i = self.fields.iter().position(|(k, _)| k == key)?;
+        self.source = None;
         Some(self.fields.remove(i).1.into_owned())
     }
 
@@ -158,14 +187,17 @@ impl<'a> RawMap<'a> {
         out
     }
 
-    /// Appends `source`, the text this map was read from (`borrowed`), to `out` with string
-    /// fields set: each of `set` replaces that field's value where it is, or is added before
-    /// the closing brace when absent. Every other byte is copied as it came, whitespace
-    /// included, without writing the map out again field by field (`to_vec`): what a relay
-    /// does to every answer and every stream chunk. Returns false, having written nothing,
-    /// when a value to replace is not a slice of `source` (a map that was edited or owned).
-    pub fn splice_into(&self, source: &[u8], set: &[(&str, &str)], out: &mut Vec<u8>) -> bool {
+    /// Appends the text this map was read from (`borrowed`) to `out` with fields set: each
+    /// of `set` replaces that field's value where it is, or is added before the closing brace
+    /// when absent. Every other byte is copied as it came, whitespace included, without
+    /// writing the map out again field by field (`to_vec`): what a relay does to every
+    /// request, answer and stream chunk. Returns false, having written nothing, once the map
+    /// has been edited (or was never borrowed): its source no longer says what it holds.
+    pub fn splice_into(&self, set: &[(&str, Splice<'_>)], out: &mut Vec<u8>) -> bool {
         const MAX_SET: usize = 4;
+        let Some(source) = self.source else {
+            return false;
+        };
         let Some(close) = source.iter().rposition(|&b| b == b'}') else {
             return false;
         };
@@ -201,7 +233,7 @@ impl<'a> RawMap<'a> {
             done[i] = true;
             let Some((start, end)) = at[i] else { break };
             out.extend_from_slice(&source[copied..start]);
-            write_string(out, set[i].1);
+            set[i].1.write(out);
             copied = end;
         }
         out.extend_from_slice(&source[copied..close]);
@@ -213,12 +245,33 @@ impl<'a> RawMap<'a> {
                 }
                 write_string(out, key);
                 out.push(b':');
-                write_string(out, value);
+                value.write(out);
                 fields += 1;
             }
         }
         out.extend_from_slice(&source[close..]);
         true
+    }
+
+    /// `splice_into` a new buffer when the map is unedited, else the map written out with
+    /// `set` applied to a copy: the body a relay sends on, either way.
+    pub fn spliced(&self, set: &[(&str, Splice<'_>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.splice_into(set, &mut out) {
+            return out;
+        }
+        let mut edited = self.clone();
+        for (key, value) in set {
+            match value {
+                Splice::Str(s) => edited.set_str(key, s),
+                Splice::Json(j) => {
+                    if let Ok(raw) = RawValue::from_string((*j).to_owned()) {
+                        edited.set_raw(key, raw);
+                    }
+                }
+            }
+        }
+        edited.to_vec()
     }
 }
 
@@ -276,7 +329,10 @@ impl<'de> Deserialize<'de> for RawMap<'de> {
                 while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     fields.push((k, Cow::Borrowed(v)));
                 }
-                Ok(RawMap { fields })
+                Ok(RawMap {
+                    fields,
+                    source: None,
+                })
             }
         }
         d.deserialize_map(V)
@@ -392,48 +448,72 @@ mod tests {
     }
 
     #[test]
-    fn splicing_sets_string_fields_and_keeps_every_other_byte() {
+    fn splicing_sets_fields_and_keeps_every_other_byte() {
+        use Splice::{Json, Str};
         let body = b"{\n  \"id\": \"x\",\n  \"model\": \"gemma3:4b\",\n  \"n\": [1, 2]\n}\n";
         let m = RawMap::borrowed(body).unwrap();
         let mut out = b"data: ".to_vec();
         assert!(m.splice_into(
-            body,
-            &[("model", "fast"), ("provider", "say \"hi\"")],
+            &[("model", Str("fast")), ("provider", Str("say \"hi\""))],
             &mut out
         ));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "data: {\n  \"id\": \"x\",\n  \"model\": \"fast\",\n  \"n\": [1, 2]\n,\"provider\":\"say \\\"hi\\\"\"}\n"
         );
-        // Replacements are made in the source's order whatever the order asked.
+        // Replacements are made in the source's order whatever the order asked; JSON values
+        // go in as they are.
         let body = br#"{"provider":"a","x":{"model":"inner"},"model":"b"}"#;
         let m = RawMap::borrowed(body).unwrap();
-        let mut out = Vec::new();
-        assert!(m.splice_into(body, &[("model", "M"), ("provider", "P")], &mut out));
         assert_eq!(
-            out,
-            br#"{"provider":"P","x":{"model":"inner"},"model":"M"}"#
+            m.spliced(&[
+                ("model", Str("M")),
+                ("provider", Json(r#"{"order":["p"]}"#))
+            ]),
+            br#"{"provider":{"order":["p"]},"x":{"model":"inner"},"model":"M"}"#
         );
+        assert_eq!(
+            RawMap::borrowed(b"{ }")
+                .unwrap()
+                .spliced(&[("p", Str("v"))]),
+            br#"{ "p":"v"}"#
+        );
+        assert_eq!(RawMap::borrowed(body).unwrap().spliced(&[]), body);
+    }
+
+    #[test]
+    fn an_edited_map_is_written_out_not_spliced() {
+        use Splice::{Json, Str};
+        let body = br#"{"model":"m", "route":"fallback","usage":{"total_tokens":3}}"#;
+        let set = [("model", Str("pub")), ("opts", Json(r#"{"a":true}"#))];
+        let mut m = RawMap::borrowed(body).unwrap();
+        assert_eq!(
+            m.spliced(&set),
+            br#"{"model":"pub", "route":"fallback","usage":{"total_tokens":3},"opts":{"a":true}}"#
+        );
+        // A removed field must not come back from the source.
+        assert!(m.remove("route").is_some());
         let mut out = Vec::new();
-        assert!(RawMap::borrowed(b"{ }")
-            .unwrap()
-            .splice_into(b"{ }", &[("p", "v")], &mut out));
-        assert_eq!(out, br#"{ "p":"v"}"#);
-        // The same as writing the map out after setting the fields, for compact input.
-        let body = br#"{"model":"m","usage":{"total_tokens":3}}"#;
-        let mut edited = RawMap::borrowed(body).unwrap();
-        let mut out = Vec::new();
-        assert!(edited.splice_into(body, &[("model", "pub"), ("provider", "p")], &mut out));
-        edited.set_str("model", "pub");
-        edited.set_str("provider", "p");
-        assert_eq!(out, edited.to_vec());
-        // A map whose values are not slices of the source writes nothing.
-        let mut out = Vec::new();
-        assert!(!edited.splice_into(body, &[("model", "x")], &mut out));
-        assert!(!RawObject::parse(body)
-            .unwrap()
-            .splice_into(body, &[("model", "x")], &mut out));
+        assert!(!m.splice_into(&set, &mut out));
         assert!(out.is_empty());
+        assert_eq!(
+            m.spliced(&set),
+            br#"{"model":"pub","usage":{"total_tokens":3},"opts":{"a":true}}"#
+        );
+        // Nor may a value set since, or a map that owns its text.
+        let mut m = RawMap::borrowed(body).unwrap();
+        m.set_str("model", "x");
+        assert!(!m.splice_into(&[], &mut out));
+        let owned = RawObject::parse(body).unwrap();
+        assert!(!owned.splice_into(&[], &mut out));
+        assert_eq!(
+            owned.spliced(&[]),
+            br#"{"model":"m","route":"fallback","usage":{"total_tokens":3}}"#
+        );
+        // Removing a field that is not there edits nothing.
+        let mut m = RawMap::borrowed(body).unwrap();
+        assert!(m.remove("absent").is_none());
+        assert!(m.splice_into(&[], &mut out));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use routing::{MaxPrice, ProviderPrefs, RequestNeeds, RouteExtensions, SortBy
 pub use stream::{generated_text, ChunkAction, ChunkRewriter};
 pub use usage::TokenUsage;
 
-use crate::json::RawMap;
+use crate::json::{RawMap, Splice};
 
 /// The OpenAI endpoints the gateway relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,15 +140,16 @@ pub fn prompt_text(body: &[u8]) -> String {
 
 /// Prepares a client body for an upstream: the upstream's model name, and for streams the
 /// usage chunk requested so the gateway always learns the token counts.
-pub fn upstream_body(body: &mut RawMap<'_>, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
-    body.set_str("model", upstream_model);
+pub fn upstream_body(body: &RawMap<'_>, facts: &RequestFacts, upstream_model: &str) -> Vec<u8> {
+    let set = [
+        ("model", Splice::Str(upstream_model)),
+        ("stream_options", Splice::Json(r#"{"include_usage":true}"#)),
+    ];
     if facts.stream && !facts.wants_stream_usage {
-        body.set(
-            "stream_options",
-            &serde_json::json!({ "include_usage": true }),
-        );
+        body.spliced(&set)
+    } else {
+        body.spliced(&set[..1])
     }
-    body.to_vec()
 }
 
 /// A non-streaming answer rewritten for the client.
@@ -165,7 +166,7 @@ pub struct ClientResponse {
 /// `provider` the provider that answered (as OpenRouter does). `None` when the body is not a
 /// JSON object.
 pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Option<ClientResponse> {
-    let mut obj = RawMap::borrowed(body).ok()?;
+    let obj = RawMap::borrowed(body).ok()?;
     let usage = obj.get("usage").and_then(TokenUsage::from_raw);
     // Only needed to count tokens when the upstream reported none.
     let generated_text = if usage.is_none() {
@@ -173,20 +174,17 @@ pub fn client_response(body: &[u8], public_model: &str, provider: &str) -> Optio
     } else {
         String::new()
     };
-    let set = [("model", public_model), ("provider", provider)];
+    let set = [
+        ("model", Splice::Str(public_model)),
+        ("provider", Splice::Str(provider)),
+    ];
     // The model is named back only where the upstream named one.
     let set = if obj.contains("model") {
         &set[..]
     } else {
         &set[1..]
     };
-    let mut body_out = Vec::new();
-    if !obj.splice_into(body, set, &mut body_out) {
-        for (key, value) in set {
-            obj.set_str(key, value);
-        }
-        body_out = obj.to_vec();
-    }
+    let body_out = obj.spliced(set);
     Some(ClientResponse {
         body: body_out,
         usage,
@@ -231,20 +229,29 @@ mod tests {
 
     #[test]
     fn upstream_body_rewrites_model_and_asks_for_usage_only_when_streaming() {
-        let mut b = obj(r#"{"model":"fast","messages":[],"stream":true,"seed":7}"#);
-        let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
-        let out = upstream_body(&mut b, &f, "gemma3");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"model":"gemma3","messages":[],"stream":true,"seed":7,"stream_options":{"include_usage":true}}"#
-        );
-        let mut b = obj(r#"{"model":"fast","messages":[]}"#);
-        let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
-        let out = upstream_body(&mut b, &f, "gemma3");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"model":"gemma3","messages":[]}"#
-        );
+        let cases = [
+            (
+                r#"{"model":"fast","messages":[],"stream":true,"seed":7}"#,
+                r#"{"model":"gemma3","messages":[],"stream":true,"seed":7,"stream_options":{"include_usage":true}}"#,
+            ),
+            (
+                r#"{"model":"fast","messages":[]}"#,
+                r#"{"model":"gemma3","messages":[]}"#,
+            ),
+            (
+                r#"{"model":"fast","stream":true,"stream_options":{"include_usage":false},"messages":[]}"#,
+                r#"{"model":"gemma3","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+            ),
+        ];
+        for (body, expected) in cases {
+            // Spliced from the client's bytes, and written out from an owned map: the same.
+            let borrowed = RawMap::borrowed(body.as_bytes()).unwrap();
+            for b in [borrowed.clone(), borrowed.into_owned()] {
+                let f = RequestFacts::read(Endpoint::ChatCompletions, &b).unwrap();
+                let out = upstream_body(&b, &f, "gemma3");
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
+            }
+        }
     }
 
     #[test]

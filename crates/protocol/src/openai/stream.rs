@@ -2,7 +2,7 @@
 //! usage chunk kept or stripped as the client asked, and the usage captured on the side.
 
 use super::TokenUsage;
-use crate::json::RawMap;
+use crate::json::{RawMap, Splice};
 use crate::sse::{data_frame, SseFrame};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -66,14 +66,14 @@ impl ChunkRewriter {
             return (ChunkAction::Forward(frame.raw.clone()), usage, chars);
         }
         let set = [
-            ("model", self.public_model.as_str()),
-            ("provider", self.provider.as_str()),
+            ("model", Splice::Str(&self.public_model)),
+            ("provider", Splice::Str(&self.provider)),
         ];
         // The usual chunk, one line of JSON with a model: its frame is written in one go.
         if !strip && memchr::memchr(b'\n', data.as_bytes()).is_none() {
             let mut out = Vec::with_capacity(data.len() + 64);
             out.extend_from_slice(b"data: ");
-            if chunk.splice_into(data.as_bytes(), &set, &mut out) {
+            if chunk.splice_into(&set, &mut out) {
                 out.extend_from_slice(b"\n\n");
                 return (ChunkAction::Forward(Bytes::from(out)), usage, chars);
             }
@@ -81,13 +81,13 @@ impl ChunkRewriter {
         if strip {
             chunk.remove("usage");
         }
-        if chunk.contains("model") {
-            for (key, value) in set {
-                chunk.set_str(key, value);
-            }
-        }
+        let set = if chunk.contains("model") {
+            &set[..]
+        } else {
+            &[]
+        };
         (
-            ChunkAction::Forward(data_frame(&chunk.to_vec())),
+            ChunkAction::Forward(data_frame(&chunk.spliced(set))),
             usage,
             chars,
         )

@@ -110,14 +110,11 @@ impl<'a> Inbound<'a> {
     ) -> Result<Outgoing, String> {
         if target == self.protocol {
             let body = match target {
-                Protocol::OpenAi => {
-                    openai::upstream_body(&mut self.body, &self.facts, upstream_model)
-                }
-                Protocol::Anthropic => {
-                    self.body.set_str("model", upstream_model);
-                    self.body.to_vec()
-                }
-                Protocol::Gemini => self.body.to_vec(),
+                Protocol::OpenAi => openai::upstream_body(&self.body, &self.facts, upstream_model),
+                Protocol::Anthropic => self
+                    .body
+                    .spliced(&[("model", crate::json::Splice::Str(upstream_model))]),
+                Protocol::Gemini => self.body.spliced(&[]),
             };
             return Ok(Outgoing {
                 body: Bytes::from(body),
