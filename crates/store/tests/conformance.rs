@@ -720,3 +720,35 @@ async fn key_spend_is_backfilled_on_sqlite() {
 async fn key_spend_is_backfilled_on_postgres() {
     key_spend_is_backfilled_from_earlier_events(Kind::Postgres).await;
 }
+
+/// An account's usage listing walks its index backwards (the index is ascending, so that new
+/// events are appended to an account's range): no sort, whatever the number of events.
+#[tokio::test]
+async fn the_usage_listing_reads_its_index_without_sorting_on_sqlite() {
+    let Some(db) = TestDb::of(Kind::Sqlite).await else {
+        return;
+    };
+    store::connect(db.backend.clone())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let plan: Vec<String> = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT * FROM usage_events WHERE account_id = 'a' \
+         ORDER BY created_at DESC, id DESC LIMIT 50 OFFSET 0",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+    .collect();
+    pool.close().await;
+    let plan = plan.join("; ");
+    assert!(
+        plan.contains("USING INDEX usage_events_account_time"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}

@@ -96,6 +96,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_key_spend.sql"),
         include_str!("../../migrations/postgres/0006_key_spend.sql"),
     ),
+    (
+        7,
+        "usage_index_order",
+        include_str!("../../migrations/sqlite/0007_usage_index_order.sql"),
+        include_str!("../../migrations/postgres/0007_usage_index_order.sql"),
+    ),
 ];
 
 /// Postgres advisory lock id held while migrating, so nodes starting together take turns.
