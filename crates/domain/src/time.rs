@@ -66,14 +66,20 @@ impl UnixMillis {
     }
 
     /// The first instant of this instant's calendar month, in UTC: where monthly spend resets.
+    /// Plain integer arithmetic (the day of the month from the proleptic Gregorian calendar's
+    /// 400-year cycle): a request asks for it several times.
     pub fn month_start(self) -> UnixMillis {
-        let nanos = i128::from(self.0) * 1_000_000;
-        let Ok(t) = ::time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
-            return self;
-        };
-        let first = t.date().replace_day(1).unwrap_or(t.date());
-        let start = first.midnight().assume_utc();
-        UnixMillis(i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap_or(self.0))
+        const DAY_MS: i64 = 86_400_000;
+        let days = self.0.div_euclid(DAY_MS);
+        // Days since 0000-03-01, so that leap days fall at the end of each year.
+        let z = days + 719_468;
+        let day_of_era = z.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153;
+        let day_of_month = day_of_year - (153 * month_from_march + 2) / 5;
+        UnixMillis((days - day_of_month).saturating_mul(DAY_MS))
     }
 
     /// Whole seconds since the epoch, as OpenAI's `created` fields use.
@@ -111,6 +117,30 @@ mod tests {
             Some(t)
         );
         assert_eq!(UnixMillis::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn month_start_agrees_with_the_calendar_everywhere() {
+        let by_calendar = |t: UnixMillis| {
+            let at = ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1_000_000)
+                .unwrap();
+            let first = at.date().replace_day(1).unwrap().midnight().assume_utc();
+            UnixMillis(i64::try_from(first.unix_timestamp_nanos() / 1_000_000).unwrap())
+        };
+        // Every day from 1900 to 2200 (leap years, centuries, 2000), at its first and last
+        // millisecond and at noon, and instants before 1970.
+        let day = 86_400_000i64;
+        let mut t = -2_208_988_800_000i64;
+        while t < 7_258_118_400_000 {
+            for at in [t, t + day / 2, t + day - 1] {
+                assert_eq!(
+                    UnixMillis(at).month_start(),
+                    by_calendar(UnixMillis(at)),
+                    "{at}"
+                );
+            }
+            t += day;
+        }
     }
 
     #[test]
