@@ -33,6 +33,25 @@ pub fn wall_clock() -> Duration {
     }
 }
 
+/// A monotonic clock for coarse intervals (idle connections, seconds-long timeouts): the
+/// time since an unspecified start, read from `CLOCK_MONOTONIC_COARSE` on Linux (as cheap as
+/// `wall_clock`, as fine as the scheduler tick); elsewhere from `Instant`.
+pub fn monotonic_coarse() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        match (u64::try_from(t.tv_sec), u32::try_from(t.tv_nsec)) {
+            (Ok(secs), Ok(nanos)) => Duration::new(secs, nanos),
+            _ => Duration::ZERO,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
 impl UnixMillis {
     pub fn now() -> Self {
         Self(i64::try_from(wall_clock().as_millis()).unwrap_or(i64::MAX))

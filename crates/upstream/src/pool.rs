@@ -15,6 +15,7 @@
 
 use crate::UpstreamError;
 use bytes::Bytes;
+use domain::time::monotonic_coarse;
 use http::Request;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -22,7 +23,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Idle connections kept per upstream, at most; more are closed when returned.
 const MAX_IDLE: usize = 1024;
@@ -31,7 +31,15 @@ type Sender = SendRequest<Full<Bytes>>;
 
 struct Idle {
     tx: Sender,
-    since: Instant,
+    /// When it was given back, by `monotonic_coarse` (a connection is kept for a minute;
+    /// the precise clock would cost more than the check is worth on every request).
+    since: Duration,
+}
+
+impl Idle {
+    fn expired(&self, now: Duration, timeout: Duration) -> bool {
+        now.saturating_sub(self.since) >= timeout
+    }
 }
 
 pub(crate) struct Http1Pool {
@@ -127,8 +135,9 @@ impl Inner {
     /// The most recently returned connection that is still open and not idle too long.
     fn take(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = monotonic_coarse();
         while let Some(c) = idle.pop() {
-            if !c.tx.is_closed() && c.since.elapsed() < self.idle_timeout {
+            if !c.tx.is_closed() && !c.expired(now, self.idle_timeout) {
                 return Some(c.tx);
             }
         }
@@ -140,19 +149,13 @@ impl Inner {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, timeout) = (monotonic_coarse(), self.idle_timeout);
         // The oldest are at the bottom: once one has idled too long, close all such.
-        if idle
-            .first()
-            .is_some_and(|c| c.since.elapsed() >= self.idle_timeout)
-        {
-            let timeout = self.idle_timeout;
-            idle.retain(|c| !c.tx.is_closed() && c.since.elapsed() < timeout);
+        if idle.first().is_some_and(|c| c.expired(now, timeout)) {
+            idle.retain(|c| !c.tx.is_closed() && !c.expired(now, timeout));
         }
         if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                tx,
-                since: Instant::now(),
-            });
+            idle.push(Idle { tx, since: now });
         }
     }
 

@@ -379,7 +379,8 @@ pub(crate) struct Lease {
     key: Option<(usize, Arc<str>)>,
     provider: Arc<ProviderState>,
     started: Instant,
-    decided: bool,
+    /// How long the try took to its verdict, once it has one.
+    took: Option<Duration>,
     _slot: Option<OwnedSemaphorePermit>,
     _flight: health::InFlight,
 }
@@ -410,7 +411,7 @@ impl Router {
             key,
             provider: c.provider.clone(),
             started: now,
-            decided: false,
+            took: None,
             _slot: slot,
         })
     }
@@ -421,31 +422,29 @@ impl Lease {
         self.key.as_ref().map(|(_, k)| k.clone())
     }
 
+    /// How long the try took to its verdict, or has taken so far.
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.took.unwrap_or_else(|| self.started.elapsed())
+    }
+
+    /// Records the verdict's time: how long the try took, and now.
+    fn decide(&mut self) -> (Duration, Instant) {
+        let now = Instant::now();
+        let took = now.saturating_duration_since(self.started);
+        self.took = Some(took);
+        (took, now)
     }
 
     /// The answer started: the deployment is healthy.
     pub fn succeeded(&mut self) {
-        self.decided = true;
-        let now = Instant::now();
-        self.health.succeeded(
-            &self.entry,
-            now.saturating_duration_since(self.started),
-            now,
-        );
+        let (took, now) = self.decide();
+        self.health.succeeded(&self.entry, took, now);
     }
 
     /// The deployment failed this try.
     pub fn failed(&mut self, error: &str) {
-        self.decided = true;
-        let now = Instant::now();
-        self.health.failed(
-            &self.entry,
-            now.saturating_duration_since(self.started),
-            now,
-            error,
-        );
+        let (took, now) = self.decide();
+        self.health.failed(&self.entry, took, now, error);
     }
 
     /// An answer that had started broke off.
@@ -456,29 +455,27 @@ impl Lease {
     /// The upstream refused the key or asked to slow down: the key (or, without keys, the
     /// deployment) sits out until `until`; no verdict on the deployment's health.
     pub fn bench(&mut self, until: Instant, error: &str) {
-        self.decided = true;
+        let (took, now) = self.decide();
         match &self.key {
             Some((idx, _)) => self.provider.keys.bench(*idx, until),
             None => self.health.cool_down(until),
         }
-        self.health
-            .neutral(&self.entry, self.elapsed(), Instant::now(), Some(error));
+        self.health.neutral(&self.entry, took, now, Some(error));
     }
 
     /// The try ended without a verdict on the deployment (e.g. the request was refused as
     /// invalid, which says nothing about its health).
     pub fn neutral(&mut self) {
-        self.decided = true;
-        self.health
-            .neutral(&self.entry, self.elapsed(), Instant::now(), None);
+        let (took, now) = self.decide();
+        self.health.neutral(&self.entry, took, now, None);
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if !self.decided {
-            self.health
-                .neutral(&self.entry, self.elapsed(), Instant::now(), None);
+        if self.took.is_none() {
+            let (took, now) = self.decide();
+            self.health.neutral(&self.entry, took, now, None);
         }
     }
 }
