@@ -114,8 +114,8 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 
 pub struct SqlStore {
     pool: AnyPool,
-    /// Where the usage writer's batches go: on SQLite a one-connection pool of its own (its
-    /// page cache stays warm); on Postgres the shared pool.
+    /// Where the usage writer's batches go: a one-connection pool of its own (on SQLite its
+    /// page cache stays warm; on Postgres its connection lives on the writer's runtime).
     writer: AnyPool,
     backend: Backend,
     /// API key lookups by hash: each one is an auth-cache miss.
@@ -149,7 +149,14 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;
-            (pool.clone(), pool)
+            // The usage writer runs on a thread (and runtime) of its own, and a connection
+            // belongs to the runtime it was opened on: its connections are its own too,
+            // opened on first use.
+            let writer = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy(url)?;
+            (pool, writer)
         }
     };
     let store = SqlStore {
