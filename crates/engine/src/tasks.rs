@@ -25,11 +25,13 @@ impl Tasks {
     }
 
     /// Runs `fut` on a thread of its own (named `name`), in a single-threaded runtime, at
-    /// the lowest scheduling priority there is (Linux); shutdown waits for it as for any
-    /// task. For work that talks to threads of the lowest priority itself (sqlx's SQLite
-    /// workers): on the request threads, every lock shared with such a thread is one it may
-    /// hold while the scheduler leaves it waiting for a core, and the request thread then
-    /// waits with it. Falls back to `spawn` when no thread or runtime can be had.
+    /// the lowest scheduling priority there is (Linux: `SCHED_IDLE`, and nice 19 should
+    /// that be refused); shutdown waits for it as for any task. Threads it starts (a SQLite
+    /// connection's worker) inherit that priority. For background work that must never
+    /// hold up a request: a request thread that wakes preempts an idle-policy thread at
+    /// once, where a nice-19 one first finishes its time slice; and on the request
+    /// threads, every lock shared with such a thread would be one it may hold while it waits
+    /// for the core. Falls back to `spawn` when no thread or runtime can be had.
     pub fn spawn_low_priority_thread<F>(&self, name: &str, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -85,14 +87,28 @@ impl Tasks {
     }
 }
 
-/// The nice value of background threads: the lowest priority, as for SQLite's workers.
+/// The nice value of background threads where the idle policy is refused: the lowest
+/// priority, as for SQLite's workers.
 #[cfg(target_os = "linux")]
 const BACKGROUND_NICE: i32 = 19;
 
-/// Linux applies `setpriority` with no pid to the calling thread alone.
+/// `SCHED_IDLE` for the calling thread, then nice 19 (setting the policy resets the nice
+/// value; it matters only if the policy was refused). Linux applies both to the calling
+/// thread alone.
 fn lower_this_thread_priority() {
     #[cfg(target_os = "linux")]
     {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        if let Err(e) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        ) {
+            tracing::debug!(error = ?e, "SCHED_IDLE refused; the background thread runs at nice 19");
+        }
         let _ = rustix::process::setpriority_process(None, BACKGROUND_NICE);
     }
 }
@@ -121,10 +137,25 @@ mod tests {
     async fn background_thread_runs_at_the_lowest_priority() {
         let tasks = Tasks::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tasks.spawn_low_priority_thread("test-nice", async move {
-            let _ = tx.send(rustix::process::getpriority_process(None).ok());
+        tasks.spawn_low_priority_thread("test-idle", async move {
+            // A thread it starts inherits the policy too (as a SQLite connection's worker).
+            let child = std::thread::spawn(thread_priority::unix::thread_schedule_policy)
+                .join()
+                .ok()
+                .and_then(Result::ok);
+            let _ = tx.send((
+                thread_priority::unix::thread_schedule_policy().ok(),
+                child,
+                rustix::process::getpriority_process(None).ok(),
+            ));
         });
-        assert_eq!(rx.await.ok().flatten(), Some(BACKGROUND_NICE));
+        let idle = thread_priority::unix::ThreadSchedulePolicy::Normal(
+            thread_priority::unix::NormalThreadSchedulePolicy::Idle,
+        );
+        let (policy, child, nice) = rx.await.unwrap();
+        assert_eq!(policy, Some(idle));
+        assert_eq!(child, Some(idle));
+        assert_eq!(nice, Some(BACKGROUND_NICE));
         tasks.drain().await;
     }
 }

@@ -132,7 +132,7 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
                     .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
             }
             let url = format!("sqlite://{}?mode=rwc", path.display());
-            let pool = sqlite_pool(&url, SQLITE_POOL_SIZE, true).await?;
+            let pool = sqlite_pool(SQLITE_POOL_SIZE, true).connect(&url).await?;
             // The usage writer keeps a connection of its own: SQLite drops a connection's
             // page cache whenever another one has written, so a writer that took whichever
             // pooled connection was free re-read its B-tree pages from disk on every batch.
@@ -140,7 +140,9 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
             // authenticated the request (neither is ever deleted, only disabled), so the
             // checks cost three index lookups per event to prove nothing, and an immediate
             // foreign key makes SQLite journal every page each multi-row insert touches.
-            let writer = sqlite_pool(&url, 1, false).await?;
+            // It is opened on first use, by the usage writer's thread, so that the SQLite
+            // worker thread it starts inherits that thread's idle scheduling policy.
+            let writer = sqlite_pool(1, false).connect_lazy(&url)?;
             (pool, writer)
         }
         Backend::Postgres { url } => {
@@ -169,12 +171,8 @@ pub async fn connect(backend: Backend) -> Result<SqlStore> {
     Ok(store)
 }
 
-/// A pool of up to `max` SQLite connections, each set up the same way.
-async fn sqlite_pool(
-    url: &str,
-    max: u32,
-    foreign_keys: bool,
-) -> std::result::Result<AnyPool, sqlx::Error> {
+/// Options for a pool of up to `max` SQLite connections, each set up the same way.
+fn sqlite_pool(max: u32, foreign_keys: bool) -> AnyPoolOptions {
     let fk = if foreign_keys {
         "PRAGMA foreign_keys = ON;"
     } else {
@@ -199,8 +197,6 @@ async fn sqlite_pool(
                 Ok(())
             })
         })
-        .connect(url)
-        .await
 }
 
 /// The nice value SQLite's worker threads run at: the lowest priority there is.
